@@ -1,0 +1,178 @@
+"""The one place the bot is wired: settings in, a ready `Application` out."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from telegram import BotCommand, Update
+from telegram.ext import AIORateLimiter, Application, ContextTypes
+
+from bot.config import Settings
+from bot.db.engine import make_engine, make_sessionmaker
+from bot.handlers.admin import build_admin_handlers
+from bot.handlers.base import BotApp, BotContext, BotData
+from bot.handlers.common import build_common_handlers
+from bot.handlers.errors import on_error
+from bot.handlers.login import build_login_handlers
+from bot.ordering import ChatOrderedUpdateProcessor
+from bot.services.container import Services
+from bot.services.limits import Limits
+from bot.services.login import FlowPolicy, LoginService, utcnow
+from bot.services.verification import VerifyClient, VerifyConfig
+
+logger = logging.getLogger(__name__)
+
+# How often the sweeper looks for codes that expired unused.
+SWEEP_SECONDS = 15.0
+
+COMMANDS = [
+    BotCommand("login", "Log in with your phone number"),
+    BotCommand("whoami", "Am I logged in, and with which number?"),
+    BotCommand("logout", "Log out"),
+    BotCommand("cancel", "Stop a login in progress"),
+    BotCommand("help", "What this bot does"),
+]
+
+
+def verify_client(settings: Settings) -> VerifyClient:
+    """The Verify client the settings describe."""
+    secret = settings.vonage_api_secret
+    key = settings.vonage_private_key
+    return VerifyClient.from_credentials(
+        config=VerifyConfig(
+            brand=settings.vonage_brand,
+            code_length=settings.verify_code_length,
+            channel_timeout=settings.verify_channel_timeout,
+            workflow=tuple(settings.verify_workflow),
+        ),
+        api_host=settings.vonage_api_host,
+        timeout_seconds=settings.vonage_timeout_seconds,
+        max_workers=settings.vonage_max_concurrency,
+        api_key=settings.vonage_api_key,
+        api_secret=secret.get_secret_value() if secret else None,
+        application_id=settings.vonage_application_id,
+        private_key=key.get_secret_value() if key else None,
+    )
+
+
+def hash_key(settings: Settings) -> bytes:
+    """The key for hashing numbers in counters: NUMBER_HASH_KEY, else a fixed pepper."""
+    secret = settings.number_hash_key.get_secret_value()
+    return hashlib.sha256(b"phone-login-bot:" + secret.encode()).digest()
+
+
+def build_application(
+    settings: Settings,
+    *,
+    clock: Callable[[], datetime] = utcnow,
+    sweep_seconds: float = SWEEP_SECONDS,
+) -> BotApp:
+    """The bot, ready to `run_polling()` (or to be initialised and fed updates by tests).
+
+    Shared services (database engine, Verify client) are created in `post_init` and closed in
+    `post_shutdown`, so building an application opens nothing.
+    """
+    sweeper: list[asyncio.Task[None]] = []
+
+    async def post_init(application: BotApp) -> None:
+        engine = make_engine(settings.database_url, pool_size=min(settings.vonage_max_concurrency, 50))
+        sessions = make_sessionmaker(engine)
+        verify = verify_client(settings)
+        login = LoginService(
+            sessions=sessions,
+            verify=verify,
+            limits=Limits(
+                cooldown_seconds=settings.limit_cooldown_seconds,
+                starts_per_hour=settings.limit_starts_per_hour,
+                starts_per_day=settings.limit_starts_per_day,
+                global_starts_per_hour=settings.limit_global_starts_per_hour,
+                allowed_country_codes=frozenset(settings.allowed_country_codes),
+                denied_country_codes=frozenset(settings.denied_country_codes),
+                denied_number_prefixes=tuple(settings.denied_number_prefixes),
+            ),
+            policy=FlowPolicy(
+                code_ttl_seconds=settings.verify_code_ttl_seconds,
+                max_attempts=settings.verify_max_attempts,
+            ),
+            hash_key=hash_key(settings),
+            clock=clock,
+        )
+        application.bot_data.services = Services(
+            engine=engine,
+            sessions=sessions,
+            verify=verify,
+            login=login,
+            admin_ids=frozenset(settings.bot_admin_ids),
+            code_length=settings.verify_code_length,
+        )
+        try:
+            await application.bot.set_my_commands(COMMANDS)
+        except Exception as error:  # noqa: BLE001 - a menu is nice to have, not a reason to stop
+            logger.warning("Could not set the command menu: %s", type(error).__name__)
+        if sweep_seconds > 0:
+            sweeper.append(asyncio.create_task(_sweep(login, sweep_seconds), name="sweeper"))
+
+    async def post_shutdown(application: BotApp) -> None:
+        for task in sweeper:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        services = application.bot_data.services
+        if services is not None:
+            await asyncio.to_thread(services.verify.close)
+            await services.engine.dispose()
+            application.bot_data.services = None
+
+    application: BotApp = (
+        Application.builder()
+        .token(settings.telegram_bot_token.get_secret_value())
+        .base_url(settings.telegram_base_url)
+        .context_types(ContextTypes(context=BotContext, bot_data=BotData))
+        .concurrent_updates(ChatOrderedUpdateProcessor(max_concurrent_updates=256))
+        .rate_limiter(AIORateLimiter(max_retries=3))
+        .connection_pool_size(256)
+        .post_init(post_init)
+        .post_shutdown(post_shutdown)
+        .build()
+    )
+    add_handlers(application)
+    return application
+
+
+def add_handlers(application: BotApp) -> None:
+    """Every handler, in the order that matters:
+
+    group -1: load the chat's login step from the database (before anything reads it);
+    group 0: admin commands, then the login conversation (it claims every private update
+    while a flow waits), then the commands and catch-alls used outside a flow.
+    """
+    login_handlers = build_login_handlers()
+    for group, handler in login_handlers:
+        if group < 0:
+            application.add_handler(handler, group=group)
+    application.add_handlers(build_admin_handlers())
+    for group, handler in login_handlers:
+        if group >= 0:
+            application.add_handler(handler, group=group)
+    application.add_handlers(build_common_handlers())
+    application.add_error_handler(on_error)
+
+
+async def _sweep(login: LoginService, every: float) -> None:
+    """Expire codes nobody used, and cancel their Verify requests, every few seconds."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await login.expire_due()
+        except Exception:
+            logger.exception("Sweeping expired logins failed; trying again later")
+
+
+def allowed_updates() -> list[str]:
+    """The update types the bot handles (Telegram sends only these)."""
+    return [Update.MESSAGE, Update.EDITED_MESSAGE, Update.CALLBACK_QUERY]

@@ -1,0 +1,221 @@
+"""Settings, read from the environment and a `.env` file, validated once at start.
+
+Every name here is part of the product's public interface (operators script against them):
+add settings, never rename them. The README has a table with one line per setting.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import phonenumbers
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///bot.db"
+
+# Channels that need nothing but the number (WhatsApp would need a business sender).
+_VALID_CHANNELS = ("sms", "voice")
+
+
+def _split_csv(value: Any) -> Any:
+    """Turn `"1, 2,3"` into `["1", "2", "3"]`; empty text into an empty list."""
+    if value is None:
+        return []
+    if isinstance(value, int):
+        return [value]
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class DatabaseSettings(BaseSettings):
+    """The one setting the command line needs: where the database is."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    database_url: str = Field(default=DEFAULT_DATABASE_URL, min_length=1)
+    number_hash_key: SecretStr = SecretStr("")
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_driver(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError(
+                "must start with sqlite+aiosqlite:// or postgresql+asyncpg:// "
+                "(for example sqlite+aiosqlite:///bot.db)"
+            )
+        return value
+
+
+class Settings(DatabaseSettings):
+    """Everything the running bot needs."""
+
+    telegram_bot_token: SecretStr = Field(min_length=1)
+    telegram_base_url: str = "https://api.telegram.org/bot"
+
+    vonage_api_key: str | None = None
+    vonage_api_secret: SecretStr | None = None
+    vonage_application_id: str | None = None
+    vonage_private_key: SecretStr | None = None
+    vonage_api_host: str = "api.nexmo.com"
+    vonage_brand: str = Field(default="Login", min_length=1, max_length=16)
+    vonage_timeout_seconds: int = Field(default=10, ge=1, le=120)
+    vonage_max_concurrency: int = Field(default=64, ge=1, le=1024)
+
+    bot_admin_ids: Annotated[list[int], NoDecode] = []
+
+    verify_code_length: int = Field(default=6, ge=6, le=10)
+    verify_code_ttl_seconds: int = Field(default=600, ge=60, le=600)
+    verify_channel_timeout: int = Field(default=300, ge=15, le=900)
+    verify_workflow: Annotated[list[str], NoDecode] = ["sms", "voice"]
+    verify_max_attempts: int = Field(default=3, ge=1, le=10)
+
+    limit_cooldown_seconds: int = Field(default=60, ge=0)
+    limit_starts_per_hour: int = Field(default=5, ge=1)
+    limit_starts_per_day: int = Field(default=10, ge=1)
+    limit_global_starts_per_hour: int = Field(default=1000, ge=1)
+    allowed_country_codes: Annotated[list[int], NoDecode] = []
+    denied_country_codes: Annotated[list[int], NoDecode] = []
+    denied_number_prefixes: Annotated[list[str], NoDecode] = []
+
+    log_level: str = "INFO"
+
+    @field_validator(
+        "bot_admin_ids",
+        "verify_workflow",
+        "allowed_country_codes",
+        "denied_country_codes",
+        "denied_number_prefixes",
+        mode="before",
+    )
+    @classmethod
+    def _csv(cls, value: Any) -> Any:
+        return _split_csv(value)
+
+    @field_validator("verify_workflow")
+    @classmethod
+    def _channels(cls, value: list[str]) -> list[str]:
+        channels = [v.lower() for v in value]
+        if not channels:
+            raise ValueError("needs at least one channel, for example sms,voice")
+        unknown = [c for c in channels if c not in _VALID_CHANNELS]
+        if unknown:
+            raise ValueError(f"unknown channel {unknown[0]!r}; use sms or voice")
+        if len(set(channels)) != len(channels):
+            raise ValueError("lists a channel twice")
+        return channels
+
+    @field_validator("allowed_country_codes", "denied_country_codes")
+    @classmethod
+    def _calling_codes(cls, value: list[int]) -> list[int]:
+        for code in value:
+            if not phonenumbers.region_codes_for_country_code(code):
+                raise ValueError(f"{code} is not a country calling code (such as 44 or 49)")
+        return value
+
+    @field_validator("denied_number_prefixes")
+    @classmethod
+    def _prefixes(cls, value: list[str]) -> list[str]:
+        for prefix in value:
+            if not (prefix.startswith("+") and prefix[1:].isdigit()):
+                raise ValueError(f"{prefix!r} is not an E.164 prefix such as +4470")
+        return value
+
+    @field_validator("telegram_base_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http(s) URL such as https://api.telegram.org/bot")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+        return level
+
+    @model_validator(mode="after")
+    def _vonage_credentials(self) -> Settings:
+        has_key = bool(self.vonage_api_key) or self.vonage_api_secret is not None
+        has_app = bool(self.vonage_application_id) or self.vonage_private_key is not None
+        if has_app:
+            if not self.vonage_application_id:
+                raise _setting_error("vonage_application_id", "is needed with VONAGE_PRIVATE_KEY")
+            if self.vonage_private_key is None:
+                raise _setting_error("vonage_private_key", "is needed with VONAGE_APPLICATION_ID")
+            self.vonage_private_key = SecretStr(_read_private_key(self.vonage_private_key))
+        elif has_key:
+            if not self.vonage_api_key:
+                raise _setting_error("vonage_api_key", "is needed with VONAGE_API_SECRET")
+            if self.vonage_api_secret is None or not self.vonage_api_secret.get_secret_value():
+                raise _setting_error("vonage_api_secret", "is needed with VONAGE_API_KEY")
+        else:
+            raise _setting_error(
+                "vonage_api_key",
+                "is missing: set VONAGE_API_KEY and VONAGE_API_SECRET, "
+                "or VONAGE_APPLICATION_ID and VONAGE_PRIVATE_KEY",
+            )
+        if self.verify_channel_timeout * len(self.verify_workflow) > self.verify_code_ttl_seconds:
+            raise _setting_error(
+                "verify_channel_timeout",
+                f"times {len(self.verify_workflow)} channels must fit in "
+                f"VERIFY_CODE_TTL_SECONDS ({self.verify_code_ttl_seconds})",
+            )
+        return self
+
+
+class SettingError(ValueError):
+    """A setting that is wrong in a way only visible with the others."""
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(message)
+        self.name = name
+        self.message = message
+
+
+def _setting_error(name: str, message: str) -> SettingError:
+    return SettingError(name, message)
+
+
+def _read_private_key(value: SecretStr) -> str:
+    """Accept the PEM text itself or a path to a file holding it."""
+    text = value.get_secret_value()
+    if "-----BEGIN" in text:
+        return text.replace("\\n", "\n")
+    path = Path(text).expanduser()
+    if not path.is_file():
+        raise _setting_error(
+            "vonage_private_key", "must be PEM text or the path of a readable key file"
+        )
+    return path.read_text()
+
+
+def describe_error(error: ValidationError | SettingError) -> str:
+    """One line naming the first bad setting and how to fix it (no values: they may be secret)."""
+    if isinstance(error, SettingError):
+        return f"{error.name.upper()} {error.message}"
+    first = error.errors()[0]
+    name = str(first["loc"][0]).upper() if first["loc"] else "SETTINGS"
+    if first["type"] == "missing":
+        return f"{name} is missing: set it in the environment or in .env (see README)"
+    ctx = first.get("ctx") or {}
+    inner = ctx.get("error")
+    if isinstance(inner, SettingError):
+        return f"{inner.name.upper()} {inner.message}"
+    message = str(first["msg"]).removeprefix("Value error, ")
+    return f"{name} is invalid: {message}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings; raises ValidationError/SettingError for the caller to report."""
+    return Settings(**overrides)

@@ -1,0 +1,103 @@
+"""The tables, as typed SQLAlchemy models. Alembic's migrations are the source of the schema;
+the migration test keeps these models and the migrations in agreement."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import BigInteger, DateTime, Index, Integer, MetaData, String, TypeDecorator
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp that is always timezone-aware UTC in Python, whatever the database keeps."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base with a naming convention, so constraint names are stable."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class VerifiedUser(Base):
+    """A chat that is logged in: the number it proved, and when. One number, one chat."""
+
+    __tablename__ = "verified_users"
+
+    chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    user_id: Mapped[int] = mapped_column(BigInteger)
+    phone_number: Mapped[str] = mapped_column(String(16), unique=True)
+    username: Mapped[str | None] = mapped_column(String(64))
+    full_name: Mapped[str | None] = mapped_column(String(256))
+    verified_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class LoginFlow(Base):
+    """A login in progress: the conversation's step and what it has gathered so far.
+
+    This row is the one source of truth for the conversation; it is written in the same
+    transaction as the step that changes it, so a restart loses nothing.
+    """
+
+    __tablename__ = "login_flows"
+
+    chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    user_id: Mapped[int] = mapped_column(BigInteger)
+    step: Mapped[str] = mapped_column(String(16))
+    phone_number: Mapped[str | None] = mapped_column(String(16))
+    request_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    tries_left: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    code_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+
+
+class VerificationStart(Base):
+    """One paid verification start, counted by the limits. The number is kept only as a hash."""
+
+    __tablename__ = "verification_starts"
+    __table_args__ = (
+        Index("ix_verification_starts_chat_id_created_at", "chat_id", "created_at"),
+        Index("ix_verification_starts_number_hash_created_at", "number_hash", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    number_hash: Mapped[str] = mapped_column(String(64))
+    country_code: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class AdminAlert(Base):
+    """When admins were last told about a kind of trouble, so they are told once, not per user."""
+
+    __tablename__ = "admin_alerts"
+
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime())

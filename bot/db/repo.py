@@ -1,0 +1,248 @@
+"""Every query the bot makes. Functions take the session first and keyword-only arguments;
+callers own the transaction."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
+
+from sqlalchemy import delete, func, select, text, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.db.models import AdminAlert, LoginFlow, VerificationStart, VerifiedUser
+
+# ---- flows in progress ----------------------------------------------------------------
+
+
+async def get_flow(session: AsyncSession, *, chat_id: int) -> LoginFlow | None:
+    """The chat's login in progress, if any."""
+    return await session.get(LoginFlow, chat_id, populate_existing=True)
+
+
+async def put_flow(session: AsyncSession, *, flow: LoginFlow) -> LoginFlow:
+    """Insert or replace the chat's flow row."""
+    return await session.merge(flow)
+
+
+async def delete_flow(session: AsyncSession, *, chat_id: int) -> None:
+    """Forget the chat's login in progress."""
+    await session.execute(delete(LoginFlow).where(LoginFlow.chat_id == chat_id))
+
+
+async def flow_with_request(session: AsyncSession, *, request_id: str) -> LoginFlow | None:
+    """The flow that owns a Verify request, if we know it."""
+    result = await session.execute(select(LoginFlow).where(LoginFlow.request_id == request_id))
+    return result.scalars().first()
+
+
+async def due_flows(session: AsyncSession, *, now: datetime, limit: int) -> Sequence[LoginFlow]:
+    """Flows waiting for a code whose request has expired."""
+    result = await session.execute(
+        select(LoginFlow)
+        .where(LoginFlow.step == "code", LoginFlow.expires_at <= now)
+        .order_by(LoginFlow.expires_at)
+        .limit(limit)
+    )
+    return result.scalars().all()
+
+
+async def purge_stale_flows(session: AsyncSession, *, before: datetime) -> int:
+    """Drop flows nobody came back to (expired notices, abandoned number prompts)."""
+    result = await session.execute(delete(LoginFlow).where(LoginFlow.started_at < before))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+# ---- verified logins --------------------------------------------------------------------
+
+
+async def get_login(session: AsyncSession, *, chat_id: int) -> VerifiedUser | None:
+    """The chat's current login, if any."""
+    return await session.get(VerifiedUser, chat_id, populate_existing=True)
+
+
+async def login_by_number(session: AsyncSession, *, phone_number: str) -> VerifiedUser | None:
+    """The chat currently holding a number, if any."""
+    result = await session.execute(
+        select(VerifiedUser).where(VerifiedUser.phone_number == phone_number)
+    )
+    return result.scalars().first()
+
+
+async def save_login(
+    session: AsyncSession,
+    *,
+    chat_id: int,
+    user_id: int,
+    phone_number: str,
+    username: str | None,
+    full_name: str | None,
+    verified_at: datetime,
+) -> int | None:
+    """Record a verified number for a chat. A number belongs to one chat at a time: a chat
+    that held it before loses its login. Returns that chat's id, if there was one."""
+    moved_from: int | None = None
+    holder = await login_by_number(session, phone_number=phone_number)
+    if holder is not None and holder.chat_id != chat_id:
+        moved_from = holder.chat_id
+        await session.delete(holder)
+        await session.flush()
+    await session.merge(
+        VerifiedUser(
+            chat_id=chat_id,
+            user_id=user_id,
+            phone_number=phone_number,
+            username=username,
+            full_name=full_name,
+            verified_at=verified_at,
+        )
+    )
+    return moved_from
+
+
+async def delete_login(session: AsyncSession, *, chat_id: int) -> VerifiedUser | None:
+    """End a chat's login; returns what it was."""
+    login = await get_login(session, chat_id=chat_id)
+    if login is not None:
+        await session.delete(login)
+    return login
+
+
+async def count_logins(session: AsyncSession) -> int:
+    """How many chats are logged in."""
+    return int(await session.scalar(select(func.count()).select_from(VerifiedUser)) or 0)
+
+
+async def page_logins(
+    session: AsyncSession, *, offset: int, limit: int
+) -> Sequence[VerifiedUser]:
+    """One page of logins, newest first."""
+    result = await session.execute(
+        select(VerifiedUser)
+        .order_by(VerifiedUser.verified_at.desc(), VerifiedUser.chat_id)
+        .offset(offset)
+        .limit(limit)
+    )
+    return result.scalars().all()
+
+
+async def stream_logins(session: AsyncSession) -> AsyncIterator[VerifiedUser]:
+    """Every login, newest first, fetched in batches rather than all at once."""
+    result = await session.stream(
+        select(VerifiedUser)
+        .order_by(VerifiedUser.verified_at.desc(), VerifiedUser.chat_id)
+        .execution_options(yield_per=500)
+    )
+    async for row in result.scalars():
+        yield row
+
+
+# ---- verification starts (the limits) -----------------------------------------------------
+
+
+async def lock_number(session: AsyncSession, *, number_hash: str) -> None:
+    """Serialise starts to one number across processes for the rest of the transaction.
+
+    SQLite needs nothing: every transaction there already holds the database's write lock.
+    """
+    if session.bind.dialect.name == "postgresql":
+        await session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": number_hash}
+        )
+
+
+async def starts_since(
+    session: AsyncSession,
+    *,
+    since: datetime,
+    chat_id: int | None = None,
+    number_hash: str | None = None,
+) -> tuple[int, datetime | None, datetime | None]:
+    """How many starts since a time (for a chat, a number, or everyone), with the oldest
+    and newest of them."""
+    query = select(
+        func.count(), func.min(VerificationStart.created_at), func.max(VerificationStart.created_at)
+    ).where(VerificationStart.created_at > since)
+    if chat_id is not None:
+        query = query.where(VerificationStart.chat_id == chat_id)
+    if number_hash is not None:
+        query = query.where(VerificationStart.number_hash == number_hash)
+    count, oldest, newest = (await session.execute(query)).one()
+    return int(count), oldest, newest
+
+
+async def oldest_starts(
+    session: AsyncSession,
+    *,
+    since: datetime,
+    limit: int,
+    chat_id: int | None = None,
+    number_hash: str | None = None,
+) -> Sequence[datetime]:
+    """The times of the oldest starts since a time, oldest first (to say when a slot frees)."""
+    query = (
+        select(VerificationStart.created_at)
+        .where(VerificationStart.created_at > since)
+        .order_by(VerificationStart.created_at)
+        .limit(limit)
+    )
+    if chat_id is not None:
+        query = query.where(VerificationStart.chat_id == chat_id)
+    if number_hash is not None:
+        query = query.where(VerificationStart.number_hash == number_hash)
+    result = await session.execute(query)
+    return result.scalars().all()
+
+
+async def add_start(
+    session: AsyncSession, *, chat_id: int, number_hash: str, country_code: int, at: datetime
+) -> int:
+    """Count one verification start; returns its id."""
+    start = VerificationStart(
+        chat_id=chat_id, number_hash=number_hash, country_code=country_code, created_at=at
+    )
+    session.add(start)
+    await session.flush()
+    return start.id
+
+
+async def remove_start(session: AsyncSession, *, start_id: int) -> None:
+    """Uncount a start that Vonage refused (nothing was sent, nothing was paid)."""
+    await session.execute(delete(VerificationStart).where(VerificationStart.id == start_id))
+
+
+async def forget_chat_starts(session: AsyncSession, *, chat_id: int) -> None:
+    """Detach a chat from its counted starts; the hashed numbers stay, so limits still hold."""
+    await session.execute(
+        update(VerificationStart)
+        .where(VerificationStart.chat_id == chat_id)
+        .values(chat_id=0)
+    )
+
+
+async def purge_starts(session: AsyncSession, *, before: datetime) -> None:
+    """Drop starts older than any limit looks at."""
+    await session.execute(delete(VerificationStart).where(VerificationStart.created_at < before))
+
+
+# ---- admin alerts -------------------------------------------------------------------------
+
+
+async def claim_alert(
+    session: AsyncSession, *, kind: str, now: datetime, quiet_since: datetime
+) -> bool:
+    """True if admins have not been told about this kind of trouble since `quiet_since`
+    (and records that they are being told now)."""
+    alert = await session.get(AdminAlert, kind, with_for_update=True)
+    if alert is None:
+        try:
+            async with session.begin_nested():
+                session.add(AdminAlert(kind=kind, sent_at=now))
+        except IntegrityError:
+            return False  # another process claimed it at the same moment
+        return True
+    if alert.sent_at > quiet_since:
+        return False
+    alert.sent_at = now
+    return True
+

@@ -1,0 +1,90 @@
+"""What every handler shares: the typed context, who is talking, how to reply."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from telegram import Message, Update
+from telegram.constants import ChatType
+from telegram.error import TelegramError
+from telegram.ext import Application, CallbackContext, ExtBot
+
+from bot import texts
+from bot.services.container import Services
+from bot.services.login import Person
+
+logger = logging.getLogger(__name__)
+
+
+class BotData:
+    """`application.bot_data`: holds the services once `post_init` has made them."""
+
+    __slots__ = ("services",)
+
+    def __init__(self) -> None:
+        self.services: Services | None = None
+
+
+class BotContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], BotData]):
+    """The callback context, with typed access to the services."""
+
+    @property
+    def services(self) -> Services:
+        """The bot's services (created in post_init)."""
+        services = self.bot_data.services
+        if services is None:
+            raise RuntimeError("services used before post_init")
+        return services
+
+
+BotApp = Application[ExtBot[None], BotContext, dict[Any, Any], dict[Any, Any], BotData, Any]
+
+
+def person_of(update: Update) -> Person:
+    """The chat and user an update comes from."""
+    chat = update.effective_chat
+    user = update.effective_user
+    if chat is None or user is None:
+        raise ValueError("update without chat or user")
+    return Person(
+        chat_id=chat.id,
+        user_id=user.id,
+        username=user.username,
+        full_name=user.full_name,
+    )
+
+
+def is_private(update: Update) -> bool:
+    """Whether the update comes from a private chat with the bot."""
+    chat = update.effective_chat
+    return chat is not None and chat.type == ChatType.PRIVATE
+
+
+def message_of(update: Update) -> Message:
+    """The message an update carries (new or edited)."""
+    message = update.effective_message
+    if message is None:
+        raise ValueError("update without message")
+    return message
+
+
+async def reply(update: Update, text: str, **kwargs: Any) -> None:
+    """Answer in the chat the update came from."""
+    chat = update.effective_chat
+    if chat is None:
+        return
+    await chat.send_message(text, **kwargs)
+
+
+async def notify_admins(context: BotContext, kind: str | None) -> None:
+    """Tell every admin about a kind of trouble (callers make sure it is once, not per user)."""
+    if kind is None:
+        return
+    message = texts.ALERTS.get(kind, kind)
+    for admin_id in sorted(context.services.admin_ids):
+        try:
+            await context.bot.send_message(admin_id, message)
+        except TelegramError as error:
+            # An admin who never opened a chat with the bot cannot be messaged; say so, go on.
+            logger.warning("Could not alert admin %s: %s", admin_id, type(error).__name__)

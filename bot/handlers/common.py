@@ -1,0 +1,108 @@
+"""Commands outside the login conversation: help, who am I, logout, and the catch-alls."""
+
+from __future__ import annotations
+
+from telegram import ReplyKeyboardRemove, Update
+from telegram.ext import BaseHandler, CommandHandler, ConversationHandler, MessageHandler, filters
+
+from bot import texts
+from bot.handlers.base import BotContext, is_private, person_of, reply
+from bot.services import phone
+
+END = ConversationHandler.END
+PRIVATE = filters.ChatType.PRIVATE
+GROUPS = filters.ChatType.GROUPS
+
+# Commands that carry or reveal a number: only in private chats.
+PRIVATE_COMMANDS = ("login", "logout", "whoami", "status", "cancel", "forget", "users")
+
+
+async def show_help(update: Update, context: BotContext) -> None:
+    """/start and /help: what the bot does and its commands."""
+    text = texts.HELP
+    user = update.effective_user
+    if user is not None and user.id in context.services.admin_ids and is_private(update):
+        text += texts.ADMIN_HELP
+    await reply(update, text)
+
+
+async def whoami(update: Update, context: BotContext) -> None:
+    """/whoami and /status: is this chat logged in, and with which number."""
+    services = context.services
+    chat_id = person_of(update).chat_id
+    login = await services.login.login_of(chat_id)
+    if login is not None:
+        await reply(
+            update,
+            texts.WHOAMI.format(
+                number=phone.pretty(login.phone_number), since=texts.hhmm(login.verified_at)
+            ),
+        )
+    elif await services.login.step_of(chat_id) is not None:
+        await reply(update, texts.WHOAMI_FLOW)
+    else:
+        await reply(update, texts.NOT_LOGGED_IN)
+
+
+async def logout(update: Update, context: BotContext) -> int:
+    """/logout: end this chat's login (and any login in progress); END."""
+    login = await context.services.login.logout(person_of(update).chat_id)
+    if login is None:
+        await reply(update, texts.NOT_LOGGED_IN, reply_markup=ReplyKeyboardRemove())
+    else:
+        await reply(
+            update,
+            texts.LOGGED_OUT.format(number=phone.pretty(login.phone_number)),
+            reply_markup=ReplyKeyboardRemove(),
+        )
+    return END
+
+
+async def nothing_to_cancel(update: Update, context: BotContext) -> None:
+    """/cancel outside a flow."""
+    if await context.services.login.take_expired_notice(person_of(update).chat_id):
+        await reply(update, texts.EXPIRED_NOTICE)
+        return
+    await reply(update, texts.NOTHING_TO_CANCEL, reply_markup=ReplyKeyboardRemove())
+
+
+async def outside_flow(update: Update, context: BotContext) -> None:
+    """Any other private message: point to /login, or to /whoami and /logout when logged in."""
+    services = context.services
+    chat_id = person_of(update).chat_id
+    if await services.login.take_expired_notice(chat_id):
+        await reply(update, texts.EXPIRED_NOTICE)
+        return
+    login = await services.login.login_of(chat_id)
+    if login is not None:
+        await reply(
+            update, texts.OUTSIDE_FLOW_LOGGED_IN.format(number=phone.pretty(login.phone_number))
+        )
+    else:
+        await reply(update, texts.OUTSIDE_FLOW)
+
+
+async def private_only(update: Update, context: BotContext) -> None:
+    """A number-related command in a group: point to the private chat, read nothing."""
+    await reply(update, texts.PRIVATE_ONLY.format(link=f"https://t.me/{context.bot.username}"))
+
+
+def during_flow_commands() -> list[BaseHandler[Update, BotContext, object]]:
+    """Commands that still work while a login waits for a number or a code."""
+    return [
+        CommandHandler(["start", "help"], show_help, filters=PRIVATE),
+        CommandHandler(["whoami", "status"], whoami, filters=PRIVATE),
+        CommandHandler("logout", logout, filters=PRIVATE),
+    ]
+
+
+def build_common_handlers() -> list[BaseHandler[Update, BotContext, object]]:
+    """Handlers after the login conversation in group 0 (the conversation comes first)."""
+    return [
+        *during_flow_commands(),
+        CommandHandler(["start", "help"], show_help),
+        CommandHandler("cancel", nothing_to_cancel, filters=PRIVATE),
+        CommandHandler(list(PRIVATE_COMMANDS), private_only, filters=GROUPS),
+        # Edits outside a flow change nothing and get no answer; new messages get a pointer.
+        MessageHandler(PRIVATE & filters.UpdateType.MESSAGE, outside_flow),
+    ]

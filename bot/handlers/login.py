@@ -1,0 +1,286 @@
+"""The login conversation, top to bottom.
+
+    /login ──► NUMBER ──(valid number, code sent)──► CODE ──(right code)──► END (logged in)
+                 ▲  │ bad number / refused / limited:          │ wrong code: stay, tries left
+                 │  └── stay, with an answer                   │ 410 / 404 / no tries: END
+                 └──────────────── /login (restart) ◄──────────┘ expired: END, told next time
+    /cancel anywhere ──► END (the Verify request is cancelled)
+
+The state of every flow lives in the `login_flows` table; `FlowConversationHandler` loads it
+before each update (so a restart, or another process, continues where the flow was), and each
+callback returns the step its service call has just written.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from telegram import (
+    KeyboardButton,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+    Update,
+)
+from telegram.error import BadRequest
+from telegram.ext import (
+    ApplicationHandlerStop,
+    BaseHandler,
+    CommandHandler,
+    ConversationHandler,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
+
+from bot import texts
+from bot.handlers.common import during_flow_commands
+from bot.handlers.base import BotContext, is_private, message_of, notify_admins, person_of, reply
+from bot.services import phone
+from bot.services.login import CodeResult, NumberResult, Step
+
+logger = logging.getLogger(__name__)
+
+NUMBER = Step.NUMBER.value
+CODE = Step.CODE.value
+END = ConversationHandler.END
+
+PRIVATE = filters.ChatType.PRIVATE
+NEW_TEXT = filters.UpdateType.MESSAGE & filters.TEXT & ~filters.COMMAND
+
+_CODE_CHARS = re.compile(r"[\s\-]")
+
+
+def contact_keyboard() -> ReplyKeyboardMarkup:
+    """The reply keyboard with the share-my-number button."""
+    return ReplyKeyboardMarkup(
+        [[KeyboardButton(texts.SHARE_CONTACT_BUTTON, request_contact=True)]],
+        one_time_keyboard=True,
+        resize_keyboard=True,
+    )
+
+
+async def start_login(update: Update, context: BotContext) -> str:
+    """Open (or restart) a login: store step NUMBER, ask for the phone number."""
+    services = context.services
+    person = person_of(update)
+    restarting = await services.login.step_of(person.chat_id) in (Step.NUMBER, Step.CODE)
+    login = await services.login.begin(person)
+    if restarting:
+        await reply(update, texts.RESTARTED)
+    if login is not None:
+        text = texts.ASK_NUMBER_LOGGED_IN.format(number=phone.pretty(login.phone_number))
+    else:
+        text = texts.ASK_NUMBER
+    await reply(update, text, reply_markup=contact_keyboard())
+    return NUMBER
+
+
+async def got_number_text(update: Update, context: BotContext) -> str | int:
+    """A typed number: parse it, then start a verification (step CODE) or ask again."""
+    number = phone.parse(message_of(update).text or "")
+    if number is None:
+        await reply(update, texts.NOT_A_NUMBER)
+        return NUMBER
+    return await _start_verification(update, context, number)
+
+
+async def got_contact(update: Update, context: BotContext) -> str | int:
+    """A shared contact: only the sender's own is accepted; then as a typed number."""
+    contact = message_of(update).contact
+    user = update.effective_user
+    if contact is None or user is None or contact.user_id != user.id:
+        await reply(update, texts.NOT_YOUR_CONTACT, reply_markup=contact_keyboard())
+        return NUMBER
+    number = phone.parse(contact.phone_number)
+    if number is None:
+        await reply(update, texts.NOT_A_NUMBER)
+        return NUMBER
+    return await _start_verification(update, context, number)
+
+
+async def _start_verification(
+    update: Update, context: BotContext, number: phone.PhoneNumber
+) -> str | int:
+    services = context.services
+    outcome = await services.login.submit_number(person_of(update), number)
+    await notify_admins(context, outcome.alert)
+    pretty = phone.pretty(number.e164)
+    result = outcome.result
+    if result in (NumberResult.CODE_SENT, NumberResult.ALREADY_SENT):
+        template = texts.CODE_SENT if result is NumberResult.CODE_SENT else texts.CODE_ALREADY_SENT
+        expires = texts.hhmm(outcome.expires_at) if outcome.expires_at else "?"
+        await reply(
+            update,
+            template.format(length=services.code_length, number=pretty, expires=expires),
+            reply_markup=ReplyKeyboardRemove(),
+        )
+        return CODE
+    if result is NumberResult.ALREADY_YOURS:
+        await reply(
+            update, texts.ALREADY_YOURS.format(number=pretty), reply_markup=ReplyKeyboardRemove()
+        )
+        return END
+    if result is NumberResult.NO_FLOW:
+        await reply(update, texts.OUTSIDE_FLOW, reply_markup=ReplyKeyboardRemove())
+        return END
+    if result is NumberResult.REFUSED and outcome.refusal is not None:
+        text = texts.REFUSED_PREFIX if outcome.refusal.rule == "prefix" else texts.REFUSED_COUNTRY
+    elif result is NumberResult.LIMITED and outcome.refusal is not None:
+        when = texts.hhmm(outcome.refusal.retry_at) if outcome.refusal.retry_at else "later"
+        template = texts.LIMITED_GLOBAL if outcome.refusal.rule == "global" else texts.LIMITED
+        text = template.format(when=when)
+    else:
+        text = {
+            NumberResult.INVALID_NUMBER: texts.INVALID_NUMBER,
+            NumberResult.NUMBER_BUSY: texts.NUMBER_BUSY,
+            NumberResult.BUSY: texts.BUSY,
+        }.get(result, texts.UNAVAILABLE)
+    await reply(update, text)
+    return NUMBER
+
+
+async def got_code(update: Update, context: BotContext) -> str | int:
+    """A code: check it; logged in (END, the code's message deleted), or try again, or END."""
+    services = context.services
+    message = message_of(update)
+    code = _CODE_CHARS.sub("", message.text or "")
+    if not (code.isascii() and code.isdigit() and 4 <= len(code) <= 10):
+        # Answered here: a malformed code never uses up one of the request's tries.
+        await reply(update, texts.NOT_A_CODE.format(length=services.code_length))
+        return CODE
+    person = person_of(update)
+    outcome = await services.login.submit_code(person, code)
+    await notify_admins(context, outcome.alert)
+    result = outcome.result
+    if result is CodeResult.VERIFIED:
+        await _delete_quietly(update)
+        number = phone.pretty(outcome.phone_number or "")
+        await reply(update, texts.VERIFIED.format(number=number))
+        if outcome.moved_from_chat is not None:
+            await _tell_moved(context, outcome.moved_from_chat, number)
+        return END
+    if result is CodeResult.WRONG:
+        await reply(update, texts.WRONG_CODE.format(tries=texts.tries(outcome.tries_left)))
+        return CODE
+    if result is CodeResult.UNAVAILABLE:
+        await reply(update, texts.CHECK_UNAVAILABLE)
+        return CODE
+    text = {
+        CodeResult.TOO_MANY: texts.TOO_MANY_WRONG,
+        CodeResult.EXPIRED: texts.CODE_EXPIRED,
+    }.get(result, texts.OUTSIDE_FLOW)
+    await reply(update, text)
+    return END
+
+
+async def cancel(update: Update, context: BotContext) -> int:
+    """/cancel: drop the flow and its Verify request; END."""
+    cancelled = await context.services.login.cancel(person_of(update).chat_id)
+    await reply(
+        update,
+        texts.CANCELLED if cancelled else texts.NOTHING_TO_CANCEL,
+        reply_markup=ReplyKeyboardRemove(),
+    )
+    return END
+
+
+async def remind(update: Update, context: BotContext) -> str | int:
+    """Anything else during a flow (sticker, photo, edit, stray command): say what we wait
+    for; the step does not change."""
+    services = context.services
+    chat_id = person_of(update).chat_id
+    step = await services.login.step_of(chat_id)
+    if step == Step.CODE:
+        async with services.sessions() as session:
+            from bot.db import repo  # noqa: PLC0415 - read-only peek at the flow row
+
+            flow = await repo.get_flow(session, chat_id=chat_id)
+        number = phone.pretty(flow.phone_number or "") if flow else ""
+        await reply(
+            update, texts.WAITING_FOR_CODE.format(length=services.code_length, number=number)
+        )
+        return CODE
+    if step == Step.NUMBER:
+        await reply(update, texts.WAITING_FOR_NUMBER, reply_markup=contact_keyboard())
+        return NUMBER
+    if step == Step.EXPIRED and await services.login.take_expired_notice(chat_id):
+        await reply(update, texts.EXPIRED_NOTICE)
+    return END
+
+
+async def _delete_quietly(update: Update) -> None:
+    """Remove the code from the chat; old messages may no longer be deletable."""
+    try:
+        await message_of(update).delete()
+    except BadRequest as error:
+        logger.info("Could not delete a code message: %s", error.message)
+
+
+async def _tell_moved(context: BotContext, chat_id: int, number: str) -> None:
+    try:
+        await context.bot.send_message(chat_id, texts.MOVED_AWAY.format(number=number))
+    except Exception:  # noqa: BLE001 - telling the old chat is a courtesy; never fail a login for it
+        logger.info("Could not tell chat %s that its number moved", chat_id)
+
+
+class FlowConversationHandler(ConversationHandler[BotContext]):
+    """A ConversationHandler whose state comes from the database, not from memory.
+
+    `sync_from_database` runs before the conversation sees an update (handler group -1) and
+    puts the chat's stored step into the handler. Updates of one chat are processed one after
+    another (see `bot.ordering`), so the step cannot change between the load and the callback.
+    """
+
+    async def sync_from_database(self, update: Update, context: BotContext) -> None:
+        """Load the chat's step into the conversation before it looks at the update."""
+        if not is_private(update) or update.effective_chat is None:
+            return
+        chat_id = update.effective_chat.id
+        try:
+            step = await context.services.login.step_of(chat_id)
+        except Exception as error:
+            # Without the stored step no handler can act correctly: apologise once, stop here.
+            logger.error("Could not load the login step of chat %s: %s", chat_id,
+                         type(error).__name__, exc_info=error)
+            await reply(update, texts.APOLOGY)
+            raise ApplicationHandlerStop from None
+        key = (chat_id,)
+        # ConversationHandler keeps its states in this dict; no public setter exists. The
+        # database is the source of truth, so we overwrite what memory thinks.
+        if step in (Step.NUMBER, Step.CODE):
+            self._conversations[key] = step.value
+        else:
+            self._conversations.pop(key, None)
+
+
+def build_login_handlers() -> list[tuple[int, BaseHandler[Update, BotContext, object]]]:
+    """The login conversation and its state loader, with the handler group each goes in."""
+    flow_filter = PRIVATE
+    during_flow: list[BaseHandler[Update, BotContext, object]] = [
+        CommandHandler("cancel", cancel, filters=flow_filter),
+        *during_flow_commands(),
+        # Last: everything else while a flow waits gets a reminder of what it waits for.
+        MessageHandler(flow_filter, remind),
+    ]
+    conversation = FlowConversationHandler(
+        entry_points=[CommandHandler("login", start_login, filters=flow_filter)],
+        states={
+            NUMBER: [
+                MessageHandler(flow_filter & filters.UpdateType.MESSAGE & filters.CONTACT,
+                               got_contact),
+                MessageHandler(flow_filter & NEW_TEXT, got_number_text),
+            ],
+            CODE: [MessageHandler(flow_filter & NEW_TEXT, got_code)],
+        },
+        fallbacks=during_flow,
+        # /login during a flow restarts it cleanly.
+        allow_reentry=True,
+        per_chat=True,
+        per_user=False,
+        name="login",
+    )
+    return [
+        (-1, TypeHandler(Update, conversation.sync_from_database)),
+        (0, conversation),
+    ]

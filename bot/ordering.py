@@ -1,0 +1,59 @@
+"""Update processing: different chats at once, one chat strictly in order.
+
+PTB can process updates concurrently, but then two quick messages from one user can race
+each other's conversation state. This processor runs updates of different chats concurrently
+and the updates of one chat one after another, each after the previous one has finished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from typing import Any
+
+from telegram import Update
+from telegram.ext import BaseUpdateProcessor
+
+
+class ChatOrderedUpdateProcessor(BaseUpdateProcessor):
+    """Concurrent across chats, sequential within a chat (in arrival order)."""
+
+    def __init__(self, max_concurrent_updates: int) -> None:
+        super().__init__(max_concurrent_updates)
+        # chat id -> (lock, number of updates holding or waiting for it)
+        self._locks: dict[int, tuple[asyncio.Lock, int]] = {}
+
+    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        """Run the update once every earlier update of its chat has finished."""
+        key = _chat_key(update)
+        if key is None:
+            await coroutine
+            return
+        lock, users = self._locks.get(key, (None, 0))
+        if lock is None:
+            lock = asyncio.Lock()
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                await coroutine
+        finally:
+            lock_now, users_now = self._locks[key]
+            if users_now <= 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock_now, users_now - 1)
+
+    async def initialize(self) -> None:
+        """Nothing to set up."""
+
+    async def shutdown(self) -> None:
+        """Nothing to free: locks go when their last update finishes."""
+
+
+def _chat_key(update: object) -> int | None:
+    if isinstance(update, Update):
+        if update.effective_chat is not None:
+            return update.effective_chat.id
+        if update.effective_user is not None:
+            return update.effective_user.id
+    return None

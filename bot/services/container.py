@@ -1,0 +1,23 @@
+"""The services a running bot shares between handlers, created in `post_init`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bot.services.login import LoginService
+from bot.services.verification import VerifyClient
+
+
+@dataclass(slots=True)
+class Services:
+    """Everything handlers use, in one place."""
+
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    verify: VerifyClient
+    login: LoginService
+    admin_ids: frozenset[int]
+    code_length: int
+    users_page_size: int = 10

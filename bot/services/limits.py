@@ -1,0 +1,107 @@
+"""Rules that decide whether a verification may start: where numbers may go, and how often
+a chat, a number and the whole bot may ask for a code. Counted in the database, so they hold
+across restarts and across every process sharing it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.db import repo
+from bot.services.phone import PhoneNumber
+
+HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The limits' settings."""
+
+    cooldown_seconds: int
+    starts_per_hour: int
+    starts_per_day: int
+    global_starts_per_hour: int
+    allowed_country_codes: frozenset[int] = frozenset()
+    denied_country_codes: frozenset[int] = frozenset()
+    denied_number_prefixes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why a start may not happen, and when it may (None: not by waiting)."""
+
+    rule: str  # "country", "prefix", "cooldown", "hour", "day", "global"
+    retry_at: datetime | None = None
+
+
+def destination_refusal(limits: Limits, number: PhoneNumber) -> Refusal | None:
+    """Numbers we never send codes to, whoever asks and however rarely."""
+    if limits.allowed_country_codes and number.country_code not in limits.allowed_country_codes:
+        return Refusal("country")
+    if number.country_code in limits.denied_country_codes:
+        return Refusal("country")
+    if any(number.e164.startswith(prefix) for prefix in limits.denied_number_prefixes):
+        return Refusal("prefix")
+    return None
+
+
+async def rate_refusal(
+    session: AsyncSession, limits: Limits, *, chat_id: int, number_hash: str, now: datetime
+) -> Refusal | None:
+    """The limit a new start would break now, with the time it frees up; None if it may go.
+
+    The caller holds the number's lock (`repo.lock_number`) for the rest of its transaction,
+    so two starts cannot both pass the same last free slot.
+    """
+    refusals: list[Refusal] = []
+    for key in ({"chat_id": chat_id}, {"number_hash": number_hash}):
+        _, _, newest = await repo.starts_since(session, since=now - DAY, **key)  # type: ignore[arg-type]
+        if newest is not None and limits.cooldown_seconds:
+            free_at = newest + timedelta(seconds=limits.cooldown_seconds)
+            if free_at > now:
+                refusals.append(Refusal("cooldown", free_at))
+        for rule, window, allowed in (
+            ("hour", HOUR, limits.starts_per_hour),
+            ("day", DAY, limits.starts_per_day),
+        ):
+            free_at = await _window_free_at(
+                session, now=now, window=window, allowed=allowed, **key  # type: ignore[arg-type]
+            )
+            if free_at is not None:
+                refusals.append(Refusal(rule, free_at))
+    if refusals:
+        return max(refusals, key=lambda r: r.retry_at or now)
+    free_at = await _window_free_at(
+        session, now=now, window=HOUR, allowed=limits.global_starts_per_hour
+    )
+    if free_at is not None:
+        return Refusal("global", free_at)
+    return None
+
+
+async def _window_free_at(
+    session: AsyncSession,
+    *,
+    now: datetime,
+    window: timedelta,
+    allowed: int,
+    chat_id: int | None = None,
+    number_hash: str | None = None,
+) -> datetime | None:
+    """When the next start fits in a sliding window, or None if one fits now."""
+    count, _, _ = await repo.starts_since(
+        session, since=now - window, chat_id=chat_id, number_hash=number_hash
+    )
+    if count < allowed:
+        return None
+    oldest = await repo.oldest_starts(
+        session,
+        since=now - window,
+        limit=count - allowed + 1,
+        chat_id=chat_id,
+        number_hash=number_hash,
+    )
+    return oldest[-1] + window

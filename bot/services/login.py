@@ -1,0 +1,412 @@
+"""The login flow's rules, apart from Telegram: what happens to a chat's login when it gives
+a number, a code, or gives up. Every change is one transaction on the flow's row; Vonage is
+called between transactions, never inside one, so a slow call holds no database lock."""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.db import repo
+from bot.db.models import LoginFlow, VerifiedUser
+from bot.services import limits as limits_rules
+from bot.services.limits import Limits, Refusal
+from bot.services.phone import PhoneNumber, mask, number_hash
+from bot.services.verification import FailureKind, VerifyClient, VerifyFailure
+
+logger = logging.getLogger(__name__)
+
+
+class Step(enum.StrEnum):
+    """Where a chat's login is; stored in `login_flows.step`."""
+
+    NUMBER = "number"  # waiting for a phone number
+    CODE = "code"  # a code is on its way; waiting for it
+    EXPIRED = "expired"  # the code expired unused; the chat is told on its next message
+
+
+class NumberResult(enum.Enum):
+    """What became of a number the user gave."""
+
+    CODE_SENT = enum.auto()
+    ALREADY_SENT = enum.auto()  # a request we started earlier for this chat is still running
+    ALREADY_YOURS = enum.auto()  # this chat is already logged in with that number
+    REFUSED = enum.auto()  # a destination rule: never sent there
+    LIMITED = enum.auto()  # a rate limit: try again later
+    INVALID_NUMBER = enum.auto()  # Vonage cannot send to it
+    NUMBER_BUSY = enum.auto()  # another login is verifying that number right now
+    BUSY = enum.auto()  # Vonage asked us to slow down
+    UNAVAILABLE = enum.auto()  # Vonage failed or cannot be used
+    NO_FLOW = enum.auto()  # the chat is not waiting for a number
+
+
+class CodeResult(enum.Enum):
+    """What became of a code the user gave."""
+
+    VERIFIED = enum.auto()
+    WRONG = enum.auto()
+    TOO_MANY = enum.auto()
+    EXPIRED = enum.auto()
+    UNAVAILABLE = enum.auto()
+    NO_FLOW = enum.auto()
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """Who is talking to the bot, as far as a login needs to know."""
+
+    chat_id: int
+    user_id: int
+    username: str | None = None
+    full_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NumberOutcome:
+    """The answer to a number: the result, and what the bot needs to tell the user."""
+
+    result: NumberResult
+    refusal: Refusal | None = None
+    expires_at: datetime | None = None
+    alert: str | None = None  # admins should be told about this kind of trouble
+
+
+@dataclass(frozen=True, slots=True)
+class CodeOutcome:
+    """The answer to a code."""
+
+    result: CodeResult
+    tries_left: int = 0
+    phone_number: str | None = None
+    moved_from_chat: int | None = None
+    alert: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FlowPolicy:
+    """How long codes live and how many tries they get."""
+
+    code_ttl_seconds: int
+    max_attempts: int
+
+
+# Admins hear about one kind of trouble at most once an hour.
+ALERT_QUIET = timedelta(hours=1)
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware."""
+    return datetime.now(UTC)
+
+
+class LoginService:
+    """Runs logins: numbers in, codes out through Verify, verified numbers recorded."""
+
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        verify: VerifyClient,
+        limits: Limits,
+        policy: FlowPolicy,
+        hash_key: bytes,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._sessions = sessions
+        self._verify = verify
+        self._limits = limits
+        self._policy = policy
+        self._hash_key = hash_key
+        self._now = clock
+
+    # ---- reading ------------------------------------------------------------------------
+
+    async def login_of(self, chat_id: int) -> VerifiedUser | None:
+        """The chat's current login, if any."""
+        async with self._sessions() as session:
+            return await repo.get_login(session, chat_id=chat_id)
+
+    async def step_of(self, chat_id: int) -> Step | None:
+        """Where the chat's login flow is, after expiring a code whose time is up."""
+        async with self._sessions() as session:
+            flow = await repo.get_flow(session, chat_id=chat_id)
+        if flow is None:
+            return None
+        if flow.step == Step.CODE and self._expired(flow):
+            await self._expire(flow)
+            return Step.EXPIRED
+        return Step(flow.step)
+
+    # ---- the flow -----------------------------------------------------------------------
+
+    async def begin(self, person: Person) -> VerifiedUser | None:
+        """Start (or restart) a login: the chat now waits for a number. A request still
+        running for an earlier attempt is cancelled. Returns the chat's current login."""
+        async with self._sessions.begin() as session:
+            previous = await repo.get_flow(session, chat_id=person.chat_id)
+            login = await repo.get_login(session, chat_id=person.chat_id)
+            await repo.put_flow(
+                session,
+                flow=LoginFlow(
+                    chat_id=person.chat_id,
+                    user_id=person.user_id,
+                    step=Step.NUMBER,
+                    phone_number=None,
+                    request_id=None,
+                    tries_left=0,
+                    started_at=self._now(),
+                    code_sent_at=None,
+                    expires_at=None,
+                ),
+            )
+        if previous is not None and previous.request_id and previous.step == Step.CODE:
+            await self._cancel_quietly(previous.request_id)
+        return login
+
+    async def submit_number(self, person: Person, number: PhoneNumber) -> NumberOutcome:
+        """Start a verification to a number, if the rules allow it."""
+        refusal = limits_rules.destination_refusal(self._limits, number)
+        if refusal is not None:
+            logger.info("Refused %s for chat %s: %s", number.masked, person.chat_id, refusal.rule)
+            return NumberOutcome(NumberResult.REFUSED, refusal=refusal)
+        hashed = number_hash(number.e164, key=self._hash_key)
+
+        async with self._sessions.begin() as session:
+            flow = await repo.get_flow(session, chat_id=person.chat_id)
+            if flow is None or flow.step != Step.NUMBER:
+                return NumberOutcome(NumberResult.NO_FLOW)
+            login = await repo.get_login(session, chat_id=person.chat_id)
+            if login is not None and login.phone_number == number.e164:
+                await repo.delete_flow(session, chat_id=person.chat_id)
+                return NumberOutcome(NumberResult.ALREADY_YOURS)
+            await repo.lock_number(session, number_hash=hashed)
+            now = self._now()
+            refusal = await limits_rules.rate_refusal(
+                session, self._limits, chat_id=person.chat_id, number_hash=hashed, now=now
+            )
+            if refusal is None:
+                start_id = await repo.add_start(
+                    session,
+                    chat_id=person.chat_id,
+                    number_hash=hashed,
+                    country_code=number.country_code,
+                    at=now,
+                )
+        if refusal is not None:
+            logger.info("Limited chat %s (%s): %s", person.chat_id, number.masked, refusal.rule)
+            alert = None
+            if refusal.rule == "global" and await self._claim_alert("global_limit"):
+                alert = "global_limit"
+            return NumberOutcome(NumberResult.LIMITED, refusal=refusal, alert=alert)
+
+        try:
+            request_id = await self._start_or_recover(person, number)
+        except VerifyFailure as failure:
+            return await self._start_failed(failure, start_id)
+        if request_id is None:
+            await self._uncount(start_id)
+            return NumberOutcome(NumberResult.NUMBER_BUSY)
+        if isinstance(request_id, _Reused):
+            return await self._code_sent(person, number, request_id.request_id, reused=True)
+        return await self._code_sent(person, number, request_id, reused=False)
+
+    async def submit_code(self, person: Person, code: str) -> CodeOutcome:
+        """Check a code against the chat's running request."""
+        async with self._sessions() as session:
+            flow = await repo.get_flow(session, chat_id=person.chat_id)
+        if flow is None or flow.step != Step.CODE or not flow.request_id:
+            return CodeOutcome(CodeResult.NO_FLOW)
+        if self._expired(flow):
+            await self._expire(flow)
+            return CodeOutcome(CodeResult.EXPIRED)
+        phone = flow.phone_number or ""
+        try:
+            await self._verify.check(flow.request_id, code)
+        except VerifyFailure as failure:
+            return await self._check_failed(flow, failure)
+
+        async with self._sessions.begin() as session:
+            moved_from = await repo.save_login(
+                session,
+                chat_id=person.chat_id,
+                user_id=person.user_id,
+                phone_number=phone,
+                username=person.username,
+                full_name=person.full_name,
+                verified_at=self._now(),
+            )
+            await repo.delete_flow(session, chat_id=person.chat_id)
+        logger.info("Chat %s verified %s", person.chat_id, mask(phone))
+        if moved_from is not None:
+            logger.info("Number %s moved from chat %s to %s", mask(phone), moved_from,
+                        person.chat_id)
+        return CodeOutcome(CodeResult.VERIFIED, phone_number=phone, moved_from_chat=moved_from)
+
+    async def cancel(self, chat_id: int) -> bool:
+        """End the chat's login flow, cancelling its Verify request; False if there was none."""
+        async with self._sessions.begin() as session:
+            flow = await repo.get_flow(session, chat_id=chat_id)
+            if flow is None:
+                return False
+            await repo.delete_flow(session, chat_id=chat_id)
+        if flow.step == Step.CODE and flow.request_id:
+            await self._cancel_quietly(flow.request_id)
+        return flow.step != Step.EXPIRED
+
+    async def logout(self, chat_id: int) -> VerifiedUser | None:
+        """End the chat's login (and any flow in progress); returns what it was."""
+        await self.cancel(chat_id)
+        async with self._sessions.begin() as session:
+            return await repo.delete_login(session, chat_id=chat_id)
+
+    async def take_expired_notice(self, chat_id: int) -> bool:
+        """True once after the chat's code expired unused (the notice is then consumed)."""
+        if await self.step_of(chat_id) != Step.EXPIRED:
+            return False
+        async with self._sessions.begin() as session:
+            flow = await repo.get_flow(session, chat_id=chat_id)
+            if flow is None or flow.step != Step.EXPIRED:
+                return False
+            await repo.delete_flow(session, chat_id=chat_id)
+        return True
+
+    async def expire_due(self, *, batch: int = 100) -> int:
+        """Expire flows whose code has timed out (cancelling their requests); returns how many.
+        Also drops flows and counted starts too old to matter."""
+        now = self._now()
+        async with self._sessions() as session:
+            due = await repo.due_flows(session, now=now, limit=batch)
+        for flow in due:
+            await self._expire(flow)
+        async with self._sessions.begin() as session:
+            await repo.purge_stale_flows(session, before=now - timedelta(days=2))
+            await repo.purge_starts(session, before=now - timedelta(days=2))
+        return len(due)
+
+    # ---- helpers ------------------------------------------------------------------------
+
+    def _expired(self, flow: LoginFlow) -> bool:
+        return flow.expires_at is not None and flow.expires_at <= self._now()
+
+    async def _expire(self, flow: LoginFlow) -> None:
+        async with self._sessions.begin() as session:
+            current = await repo.get_flow(session, chat_id=flow.chat_id)
+            if current is None or current.step != Step.CODE or current.request_id != flow.request_id:
+                return
+            current.step = Step.EXPIRED
+            current.request_id = None
+        if flow.request_id:
+            await self._cancel_quietly(flow.request_id)
+        logger.info("Code for chat %s expired", flow.chat_id)
+
+    async def _start_or_recover(self, person: Person, number: PhoneNumber) -> str | _Reused | None:
+        """Start a request. On 409 (a request already running for that number): reuse it if it
+        is this chat's, cancel it if nobody owns it any more, else give up (None)."""
+        try:
+            return await self._verify.start(number.digits)
+        except VerifyFailure as failure:
+            if failure.kind is not FailureKind.CONFLICT or not failure.request_id:
+                raise
+            running = failure.request_id
+        async with self._sessions() as session:
+            owner = await repo.flow_with_request(session, request_id=running)
+        if owner is not None and owner.chat_id == person.chat_id:
+            return _Reused(running)
+        if owner is not None and owner.step == Step.CODE and not self._expired(owner):
+            return None
+        logger.info("Cancelling a stranded request to %s", number.masked)
+        await self._cancel_quietly(running)
+        return await self._verify.start(number.digits)
+
+    async def _code_sent(
+        self, person: Person, number: PhoneNumber, request_id: str, *, reused: bool
+    ) -> NumberOutcome:
+        now = self._now()
+        async with self._sessions.begin() as session:
+            flow = await repo.get_flow(session, chat_id=person.chat_id)
+            if flow is None:
+                flow = LoginFlow(chat_id=person.chat_id, user_id=person.user_id, started_at=now)
+            flow.step = Step.CODE
+            flow.phone_number = number.e164
+            flow.request_id = request_id
+            if not reused or flow.expires_at is None:
+                flow.tries_left = self._policy.max_attempts
+                flow.code_sent_at = now
+                flow.expires_at = now + timedelta(seconds=self._policy.code_ttl_seconds)
+            await repo.put_flow(session, flow=flow)
+        logger.info("Code sent to %s for chat %s", number.masked, person.chat_id)
+        result = NumberResult.ALREADY_SENT if reused else NumberResult.CODE_SENT
+        return NumberOutcome(result, expires_at=flow.expires_at)
+
+    async def _start_failed(self, failure: VerifyFailure, start_id: int) -> NumberOutcome:
+        if failure.status is not None:
+            # Vonage answered, so nothing was sent: the start does not count against the user.
+            await self._uncount(start_id)
+        kind = failure.kind
+        if kind is FailureKind.INVALID_NUMBER:
+            return NumberOutcome(NumberResult.INVALID_NUMBER)
+        if kind is FailureKind.RATE_LIMITED:
+            return NumberOutcome(NumberResult.BUSY)
+        if kind is FailureKind.CONFLICT:
+            return NumberOutcome(NumberResult.NUMBER_BUSY)
+        alert = None
+        if kind in (FailureKind.BAD_CREDENTIALS, FailureKind.NO_CREDIT):
+            if await self._claim_alert(kind.value):
+                alert = kind.value
+        return NumberOutcome(NumberResult.UNAVAILABLE, alert=alert)
+
+    async def _check_failed(self, flow: LoginFlow, failure: VerifyFailure) -> CodeOutcome:
+        kind = failure.kind
+        if kind is FailureKind.WRONG_CODE:
+            async with self._sessions.begin() as session:
+                current = await repo.get_flow(session, chat_id=flow.chat_id)
+                if current is None or current.request_id != flow.request_id:
+                    return CodeOutcome(CodeResult.NO_FLOW)
+                current.tries_left = max(current.tries_left - 1, 0)
+                tries_left = current.tries_left
+                if tries_left == 0:
+                    await repo.delete_flow(session, chat_id=flow.chat_id)
+            if tries_left == 0:
+                if flow.request_id:
+                    await self._cancel_quietly(flow.request_id)
+                return CodeOutcome(CodeResult.TOO_MANY)
+            return CodeOutcome(CodeResult.WRONG, tries_left=tries_left)
+        if kind in (FailureKind.TOO_MANY_WRONG, FailureKind.NOT_FOUND):
+            async with self._sessions.begin() as session:
+                await repo.delete_flow(session, chat_id=flow.chat_id)
+            if kind is FailureKind.TOO_MANY_WRONG:
+                return CodeOutcome(CodeResult.TOO_MANY)
+            return CodeOutcome(CodeResult.EXPIRED)
+        alert = None
+        if kind in (FailureKind.BAD_CREDENTIALS, FailureKind.NO_CREDIT):
+            if await self._claim_alert(kind.value):
+                alert = kind.value
+        return CodeOutcome(CodeResult.UNAVAILABLE, alert=alert)
+
+    async def _uncount(self, start_id: int) -> None:
+        async with self._sessions.begin() as session:
+            await repo.remove_start(session, start_id=start_id)
+
+    async def _cancel_quietly(self, request_id: str) -> None:
+        """Cancel a request we no longer want; it expires by itself if Vonage cannot be reached."""
+        try:
+            await self._verify.cancel(request_id)
+        except VerifyFailure as failure:
+            logger.info("Could not cancel a Verify request: %s", failure.kind)
+
+    async def _claim_alert(self, kind: str) -> bool:
+        now = self._now()
+        async with self._sessions.begin() as session:
+            return await repo.claim_alert(
+                session, kind=kind, now=now, quiet_since=now - ALERT_QUIET
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class _Reused:
+    request_id: str

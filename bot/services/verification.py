@@ -1,0 +1,184 @@
+"""Vonage Verify v2, made safe for an asyncio bot.
+
+The SDK is synchronous: every call runs in a dedicated, bounded thread pool, with a timeout,
+and every failure becomes one of a few `VerifyFailure` kinds the bot can explain in plain words.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from collections.abc import Callable
+
+import requests
+from vonage import Auth, HttpClientOptions, Vonage
+from vonage_http_client.errors import HttpRequestError
+from vonage_verify import SmsChannel, VerifyRequest, VoiceChannel
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class FailureKind(enum.StrEnum):
+    """Why Verify did not do what we asked, in the terms the bot answers in."""
+
+    WRONG_CODE = "wrong_code"  # 400: the code does not match
+    TOO_MANY_WRONG = "too_many_wrong"  # 410: Vonage ended the request
+    NOT_FOUND = "not_found"  # 404: expired, finished or unknown request
+    CONFLICT = "conflict"  # 409: a verification already running for that number
+    NO_NEXT_CHANNEL = "no_next_channel"  # 409 on next_workflow
+    INVALID_NUMBER = "invalid_number"  # 422
+    RATE_LIMITED = "rate_limited"  # 429
+    BAD_CREDENTIALS = "bad_credentials"  # 401 / 403
+    NO_CREDIT = "no_credit"  # 402
+    UNAVAILABLE = "unavailable"  # 5xx, network error, timeout
+
+
+class VerifyFailure(Exception):
+    """A Verify call that did not succeed. Carries no response text: it may hold numbers."""
+
+    def __init__(self, kind: FailureKind, *, status: int | None = None,
+                 request_id: str | None = None) -> None:
+        super().__init__(f"Verify failure: {kind} (HTTP {status})")
+        self.kind = kind
+        self.status = status
+        self.request_id = request_id
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyConfig:
+    """What a verification asks Vonage for."""
+
+    brand: str
+    code_length: int
+    channel_timeout: int
+    workflow: tuple[str, ...]
+
+
+class VerifyClient:
+    """Starts, checks, cancels and advances Verify v2 requests without blocking the loop."""
+
+    def __init__(self, vonage: Vonage, config: VerifyConfig, *, max_workers: int,
+                 timeout: float) -> None:
+        self._vonage = vonage
+        self._config = config
+        self._timeout = timeout
+        self._executor = ThreadPoolExecutor(max_workers=max_workers,
+                                            thread_name_prefix="vonage")
+
+    @classmethod
+    def from_credentials(
+        cls,
+        *,
+        config: VerifyConfig,
+        api_host: str,
+        timeout_seconds: int,
+        max_workers: int,
+        api_key: str | None = None,
+        api_secret: str | None = None,
+        application_id: str | None = None,
+        private_key: str | None = None,
+    ) -> VerifyClient:
+        """A client for Vonage with either key and secret or application id and private key.
+
+        The SDK's connection pool is sized to the thread pool, so no call waits for a socket.
+        """
+        if application_id and private_key:
+            auth = Auth(application_id=application_id, private_key=private_key)
+        else:
+            auth = Auth(api_key=api_key, api_secret=api_secret)
+        options = HttpClientOptions(
+            api_host=api_host,
+            timeout=timeout_seconds,
+            pool_connections=1,
+            pool_maxsize=max_workers,
+            # A retried POST could start a second paid verification; we retry nothing.
+            max_retries=0,
+        )
+        return cls(Vonage(auth, options), config, max_workers=max_workers,
+                   timeout=timeout_seconds + 5)
+
+    def close(self) -> None:
+        """Let running calls finish, then free the threads and sockets."""
+        self._executor.shutdown(wait=True, cancel_futures=True)
+        self._vonage.http_client._session.close()
+
+    async def _call(self, what: str, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._executor, fn, *args)
+        try:
+            return await asyncio.wait_for(future, self._timeout)
+        except HttpRequestError as error:
+            raise _classify(what, error) from None
+        except (requests.RequestException, TimeoutError, OSError) as error:
+            logger.warning("Verify %s failed: %s", what, type(error).__name__)
+            raise VerifyFailure(FailureKind.UNAVAILABLE) from None
+
+    async def start(self, to_digits: str) -> str:
+        """Start a verification to a number (E.164 digits, no `+`); returns its request id."""
+        channels = {"sms": SmsChannel, "voice": VoiceChannel}
+        request = VerifyRequest(
+            brand=self._config.brand,
+            workflow=[channels[name](to=to_digits) for name in self._config.workflow],
+            code_length=self._config.code_length,
+            channel_timeout=self._config.channel_timeout,
+        )
+        response = await self._call("start", self._vonage.verify.start_verification, request)
+        return str(response.request_id)
+
+    async def check(self, request_id: str, code: str) -> None:
+        """Return if the code is right; raise VerifyFailure (WRONG_CODE, ...) otherwise."""
+        response = await self._call("check", self._vonage.verify.check_code, request_id, code)
+        if response.status != "completed":
+            logger.warning("Verify check answered status %s", response.status)
+            raise VerifyFailure(FailureKind.UNAVAILABLE)
+
+    async def cancel(self, request_id: str) -> bool:
+        """Cancel a request; False if Vonage no longer knows it (already over)."""
+        try:
+            await self._call("cancel", self._vonage.verify.cancel_verification, request_id)
+        except VerifyFailure as failure:
+            if failure.kind is FailureKind.NOT_FOUND:
+                return False
+            raise
+        return True
+
+    async def next_channel(self, request_id: str) -> None:
+        """Move a request on to its next channel (a voice call after the SMS)."""
+        try:
+            await self._call("next", self._vonage.verify.trigger_next_workflow, request_id)
+        except VerifyFailure as failure:
+            if failure.kind is FailureKind.CONFLICT:
+                raise VerifyFailure(FailureKind.NO_NEXT_CHANNEL, status=409) from None
+            raise
+
+
+def _classify(what: str, error: HttpRequestError) -> VerifyFailure:
+    status = int(error.response.status_code)
+    request_id: str | None = None
+    try:
+        body = error.response.json()
+        if isinstance(body, dict) and isinstance(body.get("request_id"), str):
+            request_id = body["request_id"]
+    except ValueError:
+        pass
+    kind = {
+        400: FailureKind.WRONG_CODE,
+        401: FailureKind.BAD_CREDENTIALS,
+        402: FailureKind.NO_CREDIT,
+        403: FailureKind.BAD_CREDENTIALS,
+        404: FailureKind.NOT_FOUND,
+        409: FailureKind.CONFLICT,
+        410: FailureKind.TOO_MANY_WRONG,
+        422: FailureKind.INVALID_NUMBER,
+        429: FailureKind.RATE_LIMITED,
+    }.get(status, FailureKind.UNAVAILABLE)
+    log = logger.warning if kind in (FailureKind.UNAVAILABLE, FailureKind.BAD_CREDENTIALS,
+                                     FailureKind.NO_CREDIT) else logger.info
+    log("Verify %s answered HTTP %s (%s)", what, status, kind)
+    return VerifyFailure(kind, status=status, request_id=request_id)

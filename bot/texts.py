@@ -1,0 +1,129 @@
+"""Every sentence a user reads. Plain language; no error text, URL or code from elsewhere."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+HELP = (
+    "I log you in with your phone number, no password needed.\n\n"
+    "/login - prove your number with a one-time code sent by SMS (or a call)\n"
+    "/whoami - see whether you are logged in, and with which number\n"
+    "/logout - log out\n"
+    "/cancel - stop a login in progress\n"
+    "/privacy - what I store and why\n"
+    "/forget - erase everything I store about this chat\n"
+    "/help - this message"
+)
+ADMIN_HELP = "\n\nAdmin: /users [page] - the verified users"
+
+ASK_NUMBER = (
+    "Send me your phone number with its country code, such as +44 7400 123123, "
+    "or tap the button below to share the number of this Telegram account."
+)
+ASK_NUMBER_LOGGED_IN = (
+    "You are logged in as {number}. To change it, send another number (with its country "
+    "code) or tap the button below; /cancel keeps things as they are."
+)
+RESTARTED = "Starting over: the earlier code will no longer work."
+SHARE_CONTACT_BUTTON = "Share my phone number"
+
+NOT_A_NUMBER = (
+    "That does not look like a valid phone number. Send it with the country code, "
+    "such as +44 7400 123123 or 0044 7400 123123, or /cancel."
+)
+NOT_YOUR_CONTACT = (
+    "Please share your own number with the button below (or type it); "
+    "I can only send a code to the number of the person logging in."
+)
+WAITING_FOR_NUMBER = "I am waiting for your phone number (or /cancel to stop)."
+
+CODE_SENT = (
+    "A {length}-digit code is on its way to {number} by SMS; if it does not arrive, "
+    "you will get a call. Send me the code here. It expires at {expires} UTC."
+)
+CODE_ALREADY_SENT = (
+    "A code was already sent to {number} and is still valid until {expires} UTC. "
+    "Send me that code here."
+)
+ALREADY_YOURS = "You are already logged in as {number}. Nothing changed."
+REFUSED_COUNTRY = (
+    "Sorry, I cannot send codes to numbers in that country. Send another number or /cancel."
+)
+REFUSED_PREFIX = "Sorry, I cannot send codes to that number. Send another number or /cancel."
+LIMITED = (
+    "Too many codes were asked for this chat or this number. You can try again after "
+    "{when} UTC. Send another number or /cancel."
+)
+LIMITED_GLOBAL = (
+    "I am receiving too many login requests right now. Please try again after {when} UTC."
+)
+INVALID_NUMBER = (
+    "I could not send a code to that number. Check it and send it again with its country code, "
+    "or /cancel."
+)
+NUMBER_BUSY = (
+    "Another login is waiting for a code sent to that number. Try again in a few minutes, "
+    "or send another number."
+)
+BUSY = "Too many codes are being sent right now. Please try again in a minute."
+UNAVAILABLE = (
+    "Sorry, I cannot send codes right now. Please try again later; your number was not used."
+)
+
+WAITING_FOR_CODE = (
+    "I am waiting for the {length}-digit code sent to {number} (or /cancel to stop)."
+)
+NOT_A_CODE = "The code is {length} digits, such as 123456. Please send just the digits."
+WRONG_CODE = "That code is not right. {tries} left."
+TRIES = {1: "1 try", 2: "2 tries"}
+TOO_MANY_WRONG = (
+    "Too many wrong codes, so that code no longer works. Send /login to get a new one."
+)
+CODE_EXPIRED = "That code has expired. Send /login to get a new one."
+CHECK_UNAVAILABLE = "Sorry, I could not check the code just now. Please send it again."
+VERIFIED = "You are logged in as {number}."
+MOVED_AWAY = (
+    "Your login with {number} has ended because that number was verified in another chat."
+)
+
+CANCELLED = "Login cancelled."
+NOTHING_TO_CANCEL = "There is no login in progress."
+LOGGED_OUT = "You are logged out. {number} is no longer linked to this chat."
+NOT_LOGGED_IN = "You are not logged in. Send /login to start."
+WHOAMI = "You are logged in as {number} (since {since} UTC)."
+WHOAMI_FLOW = "You are not logged in yet; a login is in progress. /cancel stops it."
+
+OUTSIDE_FLOW = "Send /login to log in with your phone number, or /help to see what I can do."
+OUTSIDE_FLOW_LOGGED_IN = (
+    "You are logged in as {number}. /whoami shows your login, /logout ends it."
+)
+EXPIRED_NOTICE = "Your code expired before it was used. Send /login to get a new one."
+PRIVATE_ONLY = "For your privacy, logging in happens in a private chat with me: {link}"
+
+NOT_ALLOWED = "Sorry, I don't know that command. /help lists what I can do."
+USERS_EMPTY = "No verified users yet."
+USERS_HEADER = "Verified users ({total}), page {page} of {pages}:"
+USERS_LINE = "{number} · chat {chat_id} · {name} · {when}"
+
+APOLOGY = "Sorry, something went wrong on my side. Please try again in a moment."
+
+ALERTS = {
+    "bad_credentials": "Vonage refused the bot's credentials (HTTP 401): logins are failing. "
+    "Check VONAGE_API_KEY/VONAGE_API_SECRET or the application key.",
+    "no_credit": "Vonage says the account is out of credit (HTTP 402): logins are failing.",
+    "global_limit": "LIMIT_GLOBAL_STARTS_PER_HOUR was reached: new logins are refused "
+    "until the hour frees up. This can be SMS-pumping fraud.",
+}
+
+
+def tries(n: int) -> str:
+    """`1 try`, `2 tries`, ..."""
+    return TRIES.get(n, f"{n} tries")
+
+
+def hhmm(moment: datetime) -> str:
+    """A time of day for people, in UTC, with the date when it is not today."""
+    moment = moment.astimezone(UTC)
+    if moment.date() == datetime.now(UTC).date():
+        return moment.strftime("%H:%M:%S")
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
