@@ -44,7 +44,7 @@ def _config_error(error: ValidationError | SettingError) -> int:
 
 
 def _users(args: argparse.Namespace) -> int:
-    from bot import cli  # noqa: PLC0415 - keep `run` free of the CLI's imports
+    from bot import cli
 
     try:
         settings = DatabaseSettings()
@@ -61,9 +61,9 @@ def _run() -> int:
         print("To try the bot without any credentials: python -m bot demo", file=sys.stderr)
         return code
 
-    from bot import logs  # noqa: PLC0415
-    from bot.app import allowed_updates, build_application  # noqa: PLC0415
-    from bot.db.migrate import upgrade_sync  # noqa: PLC0415
+    from bot import logs
+    from bot.app import allowed_updates, build_application
+    from bot.db.migrate import upgrade_sync
 
     secrets = [settings.telegram_bot_token.get_secret_value()]
     for secret in (settings.vonage_api_secret, settings.vonage_private_key):

@@ -80,7 +80,9 @@ def build_application(
     sweeper: list[asyncio.Task[None]] = []
 
     async def post_init(application: BotApp) -> None:
-        engine = make_engine(settings.database_url, pool_size=min(settings.vonage_max_concurrency, 50))
+        engine = make_engine(
+            settings.database_url, pool_size=min(settings.vonage_max_concurrency, 50)
+        )
         sessions = make_sessionmaker(engine)
         verify = verify_client(settings)
         login = LoginService(
@@ -112,7 +114,7 @@ def build_application(
         )
         try:
             await application.bot.set_my_commands(COMMANDS)
-        except Exception as error:  # noqa: BLE001 - a menu is nice to have, not a reason to stop
+        except Exception as error:
             logger.warning("Could not set the command menu: %s", type(error).__name__)
         if sweep_seconds > 0:
             sweeper.append(asyncio.create_task(_sweep(login, sweep_seconds), name="sweeper"))

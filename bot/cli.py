@@ -7,10 +7,9 @@ import sys
 from typing import TextIO
 
 from sqlalchemy.exc import OperationalError, ProgrammingError
-
-from bot.config import DatabaseSettings
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.config import DatabaseSettings
 from bot.db import repo
 from bot.db.engine import make_engine, make_sessionmaker
 from bot.db.models import VerifiedUser

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Iterable
 
 # logger name -> the most verbose level it may ever log at
-_QUIET = {
+QUIET_LOGGERS = {
     "httpx": logging.WARNING,
     "httpcore": logging.WARNING,
     "telegram": logging.INFO,
@@ -21,6 +21,10 @@ _QUIET = {
     "urllib3": logging.WARNING,
     "aiohttp.access": logging.WARNING,
     "apscheduler": logging.WARNING,
+    # database drivers log statements with their parameters (numbers) at DEBUG
+    "aiosqlite": logging.WARNING,
+    "asyncpg": logging.WARNING,
+    "sqlalchemy": logging.WARNING,
 }
 
 
@@ -68,5 +72,5 @@ def configure(level: str, *, secrets: Iterable[str] = ()) -> None:
 def quiet_third_parties(level: str | int) -> None:
     """Hold the chatty libraries at their safe levels."""
     wanted = logging.getLevelName(level) if isinstance(level, str) else level
-    for name, floor in _QUIET.items():
+    for name, floor in QUIET_LOGGERS.items():
         logging.getLogger(name).setLevel(max(floor, wanted))

@@ -70,21 +70,15 @@ UNAVAILABLE = (
     "Sorry, I cannot send codes right now. Please try again later; your number was not used."
 )
 
-WAITING_FOR_CODE = (
-    "I am waiting for the {length}-digit code sent to {number} (or /cancel to stop)."
-)
+WAITING_FOR_CODE = "I am waiting for the {length}-digit code sent to {number} (or /cancel to stop)."
 NOT_A_CODE = "The code is {length} digits, such as 123456. Please send just the digits."
 WRONG_CODE = "That code is not right. {tries} left."
 TRIES = {1: "1 try", 2: "2 tries"}
-TOO_MANY_WRONG = (
-    "Too many wrong codes, so that code no longer works. Send /login to get a new one."
-)
+TOO_MANY_WRONG = "Too many wrong codes, so that code no longer works. Send /login to get a new one."
 CODE_EXPIRED = "That code has expired. Send /login to get a new one."
 CHECK_UNAVAILABLE = "Sorry, I could not check the code just now. Please send it again."
 VERIFIED = "You are logged in as {number}."
-MOVED_AWAY = (
-    "Your login with {number} has ended because that number was verified in another chat."
-)
+MOVED_AWAY = "Your login with {number} has ended because that number was verified in another chat."
 
 CANCELLED = "Login cancelled."
 NOTHING_TO_CANCEL = "There is no login in progress."
@@ -94,9 +88,7 @@ WHOAMI = "You are logged in as {number} (since {since} UTC)."
 WHOAMI_FLOW = "You are not logged in yet; a login is in progress. /cancel stops it."
 
 OUTSIDE_FLOW = "Send /login to log in with your phone number, or /help to see what I can do."
-OUTSIDE_FLOW_LOGGED_IN = (
-    "You are logged in as {number}. /whoami shows your login, /logout ends it."
-)
+OUTSIDE_FLOW_LOGGED_IN = "You are logged in as {number}. /whoami shows your login, /logout ends it."
 EXPIRED_NOTICE = "Your code expired before it was used. Send /login to get a new one."
 PRIVATE_ONLY = "For your privacy, logging in happens in a private chat with me: {link}"
 

@@ -125,7 +125,7 @@ def make_settings(
             "limit_starts_per_day": 100,
         }
         values.update(overrides)
-        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+        return Settings(_env_file=None, **values)
 
     return make
 
@@ -175,8 +175,9 @@ async def bot(start_bot: Callable[..., Any], settings_overrides: dict[str, Any])
 class Chat:
     """One simulated user's private chat: send things, read the bot's answers."""
 
-    def __init__(self, tg: FakeTelegram, user_id: int, first_name: str = "Ada",
-                 username: str | None = "ada") -> None:
+    def __init__(
+        self, tg: FakeTelegram, user_id: int, first_name: str = "Ada", username: str | None = "ada"
+    ) -> None:
         self.tg = tg
         self.id = user_id
         tg.user(user_id, first_name, username)
@@ -192,9 +193,7 @@ class Chat:
 
     async def contact(self, phone_number: str, *, own: bool = True) -> str:
         """Share a contact (the user's own by default); return the answer's text."""
-        self.tg.send_contact(
-            self.id, phone_number, contact_user_id=self.id if own else self.id + 1
-        )
+        self.tg.send_contact(self.id, phone_number, contact_user_id=self.id if own else self.id + 1)
         return (await self.tg.next_reply(self.id, timeout=10)).text
 
     async def quiet(self) -> list[SentMessage]:

@@ -113,9 +113,7 @@ async def count_logins(session: AsyncSession) -> int:
     return int(await session.scalar(select(func.count()).select_from(VerifiedUser)) or 0)
 
 
-async def page_logins(
-    session: AsyncSession, *, offset: int, limit: int
-) -> Sequence[VerifiedUser]:
+async def page_logins(session: AsyncSession, *, offset: int, limit: int) -> Sequence[VerifiedUser]:
     """One page of logins, newest first."""
     result = await session.execute(
         select(VerifiedUser)
@@ -214,9 +212,7 @@ async def remove_start(session: AsyncSession, *, start_id: int) -> None:
 async def forget_chat_starts(session: AsyncSession, *, chat_id: int) -> None:
     """Detach a chat from its counted starts; the hashed numbers stay, so limits still hold."""
     await session.execute(
-        update(VerificationStart)
-        .where(VerificationStart.chat_id == chat_id)
-        .values(chat_id=0)
+        update(VerificationStart).where(VerificationStart.chat_id == chat_id).values(chat_id=0)
     )
 
 
@@ -245,4 +241,3 @@ async def claim_alert(
         return False
     alert.sent_at = now
     return True
-

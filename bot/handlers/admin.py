@@ -49,9 +49,7 @@ async def users_page_button(update: Update, context: BotContext) -> None:
     await query.edit_message_text(text, reply_markup=markup)
 
 
-async def _users_page(
-    context: BotContext, page: int
-) -> tuple[str, InlineKeyboardMarkup | None]:
+async def _users_page(context: BotContext, page: int) -> tuple[str, InlineKeyboardMarkup | None]:
     services = context.services
     size = services.users_page_size
     async with services.sessions() as session:
@@ -76,7 +74,9 @@ async def _users_page(
         )
     buttons = []
     if page > 1:
-        buttons.append(InlineKeyboardButton("« Previous", callback_data=f"{USERS_CALLBACK}{page - 1}"))
+        buttons.append(
+            InlineKeyboardButton("« Previous", callback_data=f"{USERS_CALLBACK}{page - 1}")
+        )
     if page < pages:
         buttons.append(InlineKeyboardButton("Next »", callback_data=f"{USERS_CALLBACK}{page + 1}"))
     return "\n".join(lines), InlineKeyboardMarkup([buttons]) if buttons else None

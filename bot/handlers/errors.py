@@ -39,5 +39,5 @@ async def on_error(update: object, context: BotContext) -> None:
     if isinstance(update, Update) and update.effective_chat is not None:
         try:
             await update.effective_chat.send_message(texts.APOLOGY)
-        except Exception:  # noqa: BLE001 - nothing more can be done for this update
+        except Exception:
             logger.warning("Could not send the apology to chat %s", chat_id)

@@ -34,8 +34,8 @@ from telegram.ext import (
 )
 
 from bot import texts
-from bot.handlers.common import during_flow_commands
 from bot.handlers.base import BotContext, is_private, message_of, notify_admins, person_of, reply
+from bot.handlers.common import during_flow_commands
 from bot.services import phone
 from bot.services.login import CodeResult, NumberResult, Step
 
@@ -193,7 +193,7 @@ async def remind(update: Update, context: BotContext) -> str | int:
     step = await services.login.step_of(chat_id)
     if step == Step.CODE:
         async with services.sessions() as session:
-            from bot.db import repo  # noqa: PLC0415 - read-only peek at the flow row
+            from bot.db import repo
 
             flow = await repo.get_flow(session, chat_id=chat_id)
         number = phone.pretty(flow.phone_number or "") if flow else ""
@@ -220,7 +220,7 @@ async def _delete_quietly(update: Update) -> None:
 async def _tell_moved(context: BotContext, chat_id: int, number: str) -> None:
     try:
         await context.bot.send_message(chat_id, texts.MOVED_AWAY.format(number=number))
-    except Exception:  # noqa: BLE001 - telling the old chat is a courtesy; never fail a login for it
+    except Exception:
         logger.info("Could not tell chat %s that its number moved", chat_id)
 
 
@@ -241,8 +241,12 @@ class FlowConversationHandler(ConversationHandler[BotContext]):
             step = await context.services.login.step_of(chat_id)
         except Exception as error:
             # Without the stored step no handler can act correctly: apologise once, stop here.
-            logger.error("Could not load the login step of chat %s: %s", chat_id,
-                         type(error).__name__, exc_info=error)
+            logger.error(
+                "Could not load the login step of chat %s: %s",
+                chat_id,
+                type(error).__name__,
+                exc_info=error,
+            )
             await reply(update, texts.APOLOGY)
             raise ApplicationHandlerStop from None
         key = (chat_id,)
@@ -267,8 +271,9 @@ def build_login_handlers() -> list[tuple[int, BaseHandler[Update, BotContext, ob
         entry_points=[CommandHandler("login", start_login, filters=flow_filter)],
         states={
             NUMBER: [
-                MessageHandler(flow_filter & filters.UpdateType.MESSAGE & filters.CONTACT,
-                               got_contact),
+                MessageHandler(
+                    flow_filter & filters.UpdateType.MESSAGE & filters.CONTACT, got_contact
+                ),
                 MessageHandler(flow_filter & NEW_TEXT, got_number_text),
             ],
             CODE: [MessageHandler(flow_filter & NEW_TEXT, got_code)],

@@ -57,28 +57,36 @@ async def rate_refusal(
     so two starts cannot both pass the same last free slot.
     """
     refusals: list[Refusal] = []
-    for key in ({"chat_id": chat_id}, {"number_hash": number_hash}):
-        _, _, newest = await repo.starts_since(session, since=now - DAY, **key)  # type: ignore[arg-type]
+    keys: tuple[tuple[int | None, str | None], ...] = ((chat_id, None), (None, number_hash))
+    for by_chat, by_number in keys:
+        _, _, newest = await repo.starts_since(
+            session, since=now - DAY, chat_id=by_chat, number_hash=by_number
+        )
         if newest is not None and limits.cooldown_seconds:
-            free_at = newest + timedelta(seconds=limits.cooldown_seconds)
-            if free_at > now:
-                refusals.append(Refusal("cooldown", free_at))
+            cooldown_end = newest + timedelta(seconds=limits.cooldown_seconds)
+            if cooldown_end > now:
+                refusals.append(Refusal("cooldown", cooldown_end))
         for rule, window, allowed in (
             ("hour", HOUR, limits.starts_per_hour),
             ("day", DAY, limits.starts_per_day),
         ):
             free_at = await _window_free_at(
-                session, now=now, window=window, allowed=allowed, **key  # type: ignore[arg-type]
+                session,
+                now=now,
+                window=window,
+                allowed=allowed,
+                chat_id=by_chat,
+                number_hash=by_number,
             )
             if free_at is not None:
                 refusals.append(Refusal(rule, free_at))
     if refusals:
         return max(refusals, key=lambda r: r.retry_at or now)
-    free_at = await _window_free_at(
+    global_end = await _window_free_at(
         session, now=now, window=HOUR, allowed=limits.global_starts_per_hour
     )
-    if free_at is not None:
-        return Refusal("global", free_at)
+    if global_end is not None:
+        return Refusal("global", global_end)
     return None
 
 

@@ -243,8 +243,9 @@ class LoginService:
             await repo.delete_flow(session, chat_id=person.chat_id)
         logger.info("Chat %s verified %s", person.chat_id, mask(phone))
         if moved_from is not None:
-            logger.info("Number %s moved from chat %s to %s", mask(phone), moved_from,
-                        person.chat_id)
+            logger.info(
+                "Number %s moved from chat %s to %s", mask(phone), moved_from, person.chat_id
+            )
         return CodeOutcome(CodeResult.VERIFIED, phone_number=phone, moved_from_chat=moved_from)
 
     async def cancel(self, chat_id: int) -> bool:
@@ -296,7 +297,11 @@ class LoginService:
     async def _expire(self, flow: LoginFlow) -> None:
         async with self._sessions.begin() as session:
             current = await repo.get_flow(session, chat_id=flow.chat_id)
-            if current is None or current.step != Step.CODE or current.request_id != flow.request_id:
+            if (
+                current is None
+                or current.step != Step.CODE
+                or current.request_id != flow.request_id
+            ):
                 return
             current.step = Step.EXPIRED
             current.request_id = None

@@ -56,7 +56,7 @@ def parse(text: str) -> PhoneNumber | None:
     if not phonenumbers.is_valid_number(number):
         return None
     e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-    return PhoneNumber(e164=e164, country_code=int(number.country_code))
+    return PhoneNumber(e164=e164, country_code=int(number.country_code or 0))
 
 
 def pretty(e164: str) -> str:

@@ -9,10 +9,10 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
-from collections.abc import Callable
 
 import requests
 from vonage import Auth, HttpClientOptions, Vonage
@@ -42,8 +42,9 @@ class FailureKind(enum.StrEnum):
 class VerifyFailure(Exception):
     """A Verify call that did not succeed. Carries no response text: it may hold numbers."""
 
-    def __init__(self, kind: FailureKind, *, status: int | None = None,
-                 request_id: str | None = None) -> None:
+    def __init__(
+        self, kind: FailureKind, *, status: int | None = None, request_id: str | None = None
+    ) -> None:
         super().__init__(f"Verify failure: {kind} (HTTP {status})")
         self.kind = kind
         self.status = status
@@ -63,13 +64,13 @@ class VerifyConfig:
 class VerifyClient:
     """Starts, checks, cancels and advances Verify v2 requests without blocking the loop."""
 
-    def __init__(self, vonage: Vonage, config: VerifyConfig, *, max_workers: int,
-                 timeout: float) -> None:
+    def __init__(
+        self, vonage: Vonage, config: VerifyConfig, *, max_workers: int, timeout: float
+    ) -> None:
         self._vonage = vonage
         self._config = config
         self._timeout = timeout
-        self._executor = ThreadPoolExecutor(max_workers=max_workers,
-                                            thread_name_prefix="vonage")
+        self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="vonage")
 
     @classmethod
     def from_credentials(
@@ -100,8 +101,9 @@ class VerifyClient:
             # A retried POST could start a second paid verification; we retry nothing.
             max_retries=0,
         )
-        return cls(Vonage(auth, options), config, max_workers=max_workers,
-                   timeout=timeout_seconds + 5)
+        return cls(
+            Vonage(auth, options), config, max_workers=max_workers, timeout=timeout_seconds + 5
+        )
 
     def close(self) -> None:
         """Let running calls finish, then free the threads and sockets."""
@@ -178,7 +180,10 @@ def _classify(what: str, error: HttpRequestError) -> VerifyFailure:
         422: FailureKind.INVALID_NUMBER,
         429: FailureKind.RATE_LIMITED,
     }.get(status, FailureKind.UNAVAILABLE)
-    log = logger.warning if kind in (FailureKind.UNAVAILABLE, FailureKind.BAD_CREDENTIALS,
-                                     FailureKind.NO_CREDIT) else logger.info
+    log = (
+        logger.warning
+        if kind in (FailureKind.UNAVAILABLE, FailureKind.BAD_CREDENTIALS, FailureKind.NO_CREDIT)
+        else logger.info
+    )
     log("Verify %s answered HTTP %s (%s)", what, status, kind)
     return VerifyFailure(kind, status=status, request_id=request_id)

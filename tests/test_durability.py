@@ -1,0 +1,63 @@
+"""The flow's state lives in the database: a restarted bot continues every login."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.db.models import VerifiedUser
+from bot.sandbox import FakeTelegram, FakeVerify
+from tests.conftest import Chat, Clock, stop_bot
+
+
+async def test_code_sent_before_a_restart_logs_in_after_it(
+    tg: FakeTelegram,
+    verify: FakeVerify,
+    start_bot: Callable[..., Any],
+    db: async_sessionmaker[AsyncSession],
+) -> None:
+    first = await start_bot()
+    chat = Chat(tg, 1001)
+    await chat.send("/login")
+    await chat.say("+44 7400 123123")
+    await stop_bot(first)
+
+    await start_bot()
+    assert await chat.say(verify.last_code()) == "You are logged in as +44 7400 123123."
+    async with db() as session:
+        assert await session.get(VerifiedUser, chat.id) is not None
+
+
+async def test_number_step_survives_a_restart(
+    tg: FakeTelegram, verify: FakeVerify, start_bot: Callable[..., Any]
+) -> None:
+    first = await start_bot()
+    chat = Chat(tg, 1001)
+    await chat.send("/login")
+    await stop_bot(first)
+
+    await start_bot()
+    assert "code is on its way" in await chat.say("+44 7400 123123")
+
+
+async def test_code_that_expired_while_the_bot_was_down_is_answered_as_expired(
+    tg: FakeTelegram, verify: FakeVerify, start_bot: Callable[..., Any], clock: Clock
+) -> None:
+    first = await start_bot()
+    chat = Chat(tg, 1001)
+    await chat.send("/login")
+    await chat.say("+44 7400 123123")
+    code = verify.last_code()
+    await stop_bot(first)
+
+    clock.advance(601)
+    await start_bot()
+    assert await chat.say(code) == (
+        "Your code expired before it was used. Send /login to get a new one."
+    )
+    # The expired request was cancelled at Vonage, and the code logs nobody in.
+    assert len(verify.calls("cancel")) == 1
+    assert verify.calls("check") == []
+    assert "/login" in await chat.say(code)

@@ -1,0 +1,66 @@
+"""Alembic is the only source of the schema; it and the models must agree."""
+
+from __future__ import annotations
+
+import asyncio
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect
+from sqlalchemy.engine import Connection
+
+from bot.db.engine import make_engine
+from bot.db.migrate import downgrade_sync, upgrade_sync
+from bot.db.models import Base
+
+
+async def _diff_and_tables(url: str) -> tuple[list[object], set[str]]:
+    engine = make_engine(url, pool_size=1)
+
+    def inspect_sync(connection: Connection) -> tuple[list[object], set[str]]:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        diff = compare_metadata(context, Base.metadata)
+        return list(diff), set(inspect(connection).get_table_names())
+
+    try:
+        async with engine.connect() as connection:
+            return await connection.run_sync(inspect_sync)
+    finally:
+        await engine.dispose()
+
+
+async def test_upgrade_downgrade_upgrade_and_models_match(database_url: str) -> None:
+    # The fixture already migrated to head.
+    diff, tables = await _diff_and_tables(database_url)
+    assert diff == []
+    assert {"verified_users", "login_flows", "verification_starts", "admin_alerts"} <= tables
+
+    await asyncio.to_thread(downgrade_sync, database_url, "base")
+    _, tables = await _diff_and_tables(database_url)
+    assert tables <= {"alembic_version"}
+
+    await asyncio.to_thread(upgrade_sync, database_url, "head")
+    diff, _ = await _diff_and_tables(database_url)
+    assert diff == []
+
+
+async def test_alembic_command_line_reads_database_url(tmp_path: object) -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    url = f"sqlite+aiosqlite:///{Path(str(tmp_path)) / 'cli.db'}"
+    result = subprocess.run(  # noqa: S603
+        [sys.executable, "-m", "alembic", "upgrade", "head"],
+        cwd=root,
+        env={"PATH": os.environ.get("PATH", ""), "DATABASE_URL": url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    _, tables = await _diff_and_tables(url)
+    assert "verified_users" in tables
