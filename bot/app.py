@@ -111,6 +111,8 @@ def build_application(
             login=login,
             admin_ids=frozenset(settings.bot_admin_ids),
             code_length=settings.verify_code_length,
+            can_call="voice" in settings.verify_workflow[1:],
+            resend_after=settings.limit_cooldown_seconds,
         )
         try:
             await application.bot.set_my_commands(COMMANDS)

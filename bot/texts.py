@@ -119,3 +119,34 @@ def hhmm(moment: datetime) -> str:
     if moment.date() == datetime.now(UTC).date():
         return moment.strftime("%H:%M:%S")
     return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+RESEND_HINT = "No code? {when}you can ask for a new one{call} with the buttons below."
+RESEND_HINT_WHEN = "In {seconds} s "
+RESEND_HINT_CALL = ", or for a call"
+RESEND_BUTTON = "Send a new code"
+CALL_BUTTON = "Call me instead"
+RESEND_TOO_SOON = "You can ask for a new code in {seconds} s."
+RESENT = "A new code is on its way to {number}; the earlier one no longer works."
+CALLING = "You will get a call with your code shortly."
+NO_CALL = "A call is not available for this code. Use \u201cSend a new code\u201d instead."
+CODE_NOT_RUNNING = "That code is no longer waiting. Send /login to start again."
+
+PRIVACY = (
+    "What I store, and why:\n"
+    "\u2022 While you log in: your chat id, the number you gave, and Vonage's id for the code "
+    "request, until the login ends or the code expires.\n"
+    "\u2022 Once you are logged in: your chat and user id, your Telegram name and username, "
+    "your verified number and when it was verified, until you /logout or /forget.\n"
+    "\u2022 To stop abuse of paid SMS: when codes were asked for, with the number only as a "
+    "keyed hash, for two days.\n"
+    "I never store or log the codes themselves. Vonage sends the codes; see its privacy "
+    "policy for what it keeps.\n"
+    "/forget erases everything about this chat."
+)
+FORGET_CONFIRM = (
+    "This erases your login and everything I store about this chat. Are you sure?"
+)
+FORGET_YES = "Yes, erase everything"
+FORGET_NO = "No, keep it"
+FORGOTTEN = "Done: everything I stored about this chat is erased."
+FORGET_KEPT = "Nothing was erased."

@@ -191,10 +191,18 @@ class Chat:
         """Send a text and return the text of the one answer."""
         return (await self.send(text))[0].text
 
-    async def contact(self, phone_number: str, *, own: bool = True) -> str:
-        """Share a contact (the user's own by default); return the answer's text."""
+    async def number(self, text: str) -> str:
+        """Send a number that should start a verification: returns the "code sent" text,
+        after checking the message with the new-code buttons that follows it."""
+        sent, hint = await self.send(text, replies=2)
+        assert hint.inline_buttons, hint.describe()
+        return sent.text
+
+    async def contact(self, phone_number: str, *, own: bool = True, replies: int = 1) -> str:
+        """Share a contact (the user's own by default); return the first answer's text."""
         self.tg.send_contact(self.id, phone_number, contact_user_id=self.id if own else self.id + 1)
-        return (await self.tg.next_reply(self.id, timeout=10)).text
+        answers = await self.tg.wait_for_messages(self.id, replies, timeout=10)
+        return answers[0].text
 
     async def quiet(self) -> list[SentMessage]:
         """Wait until the bot is idle; return anything it said meanwhile (usually nothing)."""
@@ -211,7 +219,7 @@ def chat(tg: FakeTelegram, bot: BotApp) -> Chat:
 async def login(chat: Chat, verify: FakeVerify, number: str = "+44 7400 123123") -> str:
     """Do a whole login; returns the bot's last answer."""
     await chat.send("/login")
-    await chat.say(number)
+    await chat.number(number)
     code = verify.last_code()
     return await chat.say(code)
 

@@ -21,7 +21,7 @@ async def test_code_sent_before_a_restart_logs_in_after_it(
     first = await start_bot()
     chat = Chat(tg, 1001)
     await chat.send("/login")
-    await chat.say("+44 7400 123123")
+    await chat.number("+44 7400 123123")
     await stop_bot(first)
 
     await start_bot()
@@ -39,7 +39,7 @@ async def test_number_step_survives_a_restart(
     await stop_bot(first)
 
     await start_bot()
-    assert "code is on its way" in await chat.say("+44 7400 123123")
+    assert "code is on its way" in await chat.number("+44 7400 123123")
 
 
 async def test_code_that_expired_while_the_bot_was_down_is_answered_as_expired(
@@ -48,7 +48,7 @@ async def test_code_that_expired_while_the_bot_was_down_is_answered_as_expired(
     first = await start_bot()
     chat = Chat(tg, 1001)
     await chat.send("/login")
-    await chat.say("+44 7400 123123")
+    await chat.number("+44 7400 123123")
     code = verify.last_code()
     await stop_bot(first)
 

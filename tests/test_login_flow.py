@@ -19,7 +19,7 @@ async def test_whole_login_stores_number_and_deletes_the_code_message(
     assert "phone number" in ask.text
     assert ask.requests_contact
 
-    sent = await chat.say("+44 7400 123123")
+    sent = await chat.number("+44 7400 123123")
     assert "code is on its way to +44 7400 123123" in sent
 
     start = verify.calls("start")[0]
@@ -69,7 +69,7 @@ async def test_common_number_forms_are_normalised_to_e164(
     chat: Chat, verify: FakeVerify, typed: str, digits: str
 ) -> None:
     await chat.send("/login")
-    answer = await chat.say(typed)
+    answer = await chat.number(typed)
     assert "code is on its way" in answer
     assert verify.calls("start")[-1].json_body["workflow"][0]["to"] == digits
 
@@ -85,12 +85,12 @@ async def test_invalid_number_is_answered_and_the_bot_keeps_waiting(
     flow = await _flow(db, chat.id)
     assert flow is not None
     assert flow.step == "number"
-    assert "code is on its way" in await chat.say("+44 7400 123123")
+    assert "code is on its way" in await chat.number("+44 7400 123123")
 
 
 async def test_own_shared_contact_starts_a_verification(chat: Chat, verify: FakeVerify) -> None:
     await chat.send("/login")
-    answer = await chat.contact("447400123123")
+    answer = await chat.contact("447400123123", replies=2)
     assert "code is on its way to +44 7400 123123" in answer
     assert verify.calls("start")[0].json_body["workflow"][0]["to"] == "447400123123"
 
@@ -99,7 +99,7 @@ async def test_wrong_code_keeps_waiting_and_counts_down(
     chat: Chat, verify: FakeVerify, db: async_sessionmaker[AsyncSession]
 ) -> None:
     await chat.send("/login")
-    await chat.say("+44 7400 123123")
+    await chat.number("+44 7400 123123")
     right = verify.last_code()
     wrong = "000000" if right != "000000" else "111111"
     assert await chat.say(wrong) == "That code is not right. 2 tries left."
@@ -115,14 +115,14 @@ async def test_vonage_ending_the_request_410_ends_the_flow_and_login_restarts_cl
     chat: Chat, verify: FakeVerify, db: async_sessionmaker[AsyncSession]
 ) -> None:
     await chat.send("/login")
-    await chat.say("+44 7400 123123")
+    await chat.number("+44 7400 123123")
     verify.fail_next(410, path_kind="check")
     answer = await chat.say("123456")
     assert "Too many wrong codes" in answer
     assert "/login" in answer
     assert await _flow(db, chat.id) is None
     assert "phone number" in (await chat.send("/login"))[0].text
-    assert "code is on its way" in await chat.say("+44 7400 123123")
+    assert "code is on its way" in await chat.number("+44 7400 123123")
     assert await chat.say(verify.last_code()) == "You are logged in as +44 7400 123123."
 
 
@@ -130,7 +130,7 @@ async def test_request_unknown_to_vonage_404_ends_the_flow_saying_it_expired(
     chat: Chat, verify: FakeVerify, db: async_sessionmaker[AsyncSession]
 ) -> None:
     await chat.send("/login")
-    await chat.say("+44 7400 123123")
+    await chat.number("+44 7400 123123")
     verify.expire(verify.active_requests()[0].request_id)
     answer = await chat.say(verify.last_code())
     assert answer == "That code has expired. Send /login to get a new one."
@@ -142,7 +142,7 @@ async def test_cancel_while_waiting_for_code_cancels_the_verify_request(
     chat: Chat, verify: FakeVerify, db: async_sessionmaker[AsyncSession]
 ) -> None:
     await chat.send("/login")
-    await chat.say("+44 7400 123123")
+    await chat.number("+44 7400 123123")
     request_id = verify.active_requests()[0].request_id
     assert await chat.say("/cancel") == "Login cancelled."
     assert [c.path for c in verify.calls("cancel")] == [f"/v2/verify/{request_id}"]
@@ -213,7 +213,7 @@ async def test_verify_start_errors_get_plain_answers_and_the_bot_keeps_going(
     assert flow is not None
     assert flow.step == "number"
     # The same chat can go on at once: the failed start did not count against it.
-    assert "code is on its way" in await chat.say("+44 7400 123123")
+    assert "code is on its way" in await chat.number("+44 7400 123123")
 
 
 async def test_verify_network_failure_and_timeout_get_plain_answers(
@@ -233,7 +233,7 @@ async def test_verify_trouble_while_checking_keeps_the_code_step_and_its_tries(
     chat: Chat, verify: FakeVerify, db: async_sessionmaker[AsyncSession]
 ) -> None:
     await chat.send("/login")
-    await chat.say("+44 7400 123123")
+    await chat.number("+44 7400 123123")
     verify.fail_next(500, path_kind="check")
     assert await chat.say(verify.last_code()) == (
         "Sorry, I could not check the code just now. Please send it again."

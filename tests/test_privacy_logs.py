@@ -28,7 +28,7 @@ async def test_logs_of_a_whole_login_hold_no_token_secret_pin_or_number(
     verbose_logs: pytest.LogCaptureFixture, tg: FakeTelegram, chat: Chat, verify: FakeVerify
 ) -> None:
     await chat.send("/login")
-    await chat.say("+44 7400 123123")
+    await chat.number("+44 7400 123123")
     right = verify.last_code()
     await chat.say("000000" if right != "000000" else "111111")
     verify.fail_next(500, path_kind="check")

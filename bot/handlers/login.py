@@ -17,6 +17,8 @@ import logging
 import re
 
 from telegram import (
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
     KeyboardButton,
     ReplyKeyboardMarkup,
     ReplyKeyboardRemove,
@@ -26,6 +28,7 @@ from telegram.error import BadRequest
 from telegram.ext import (
     ApplicationHandlerStop,
     BaseHandler,
+    CallbackQueryHandler,
     CommandHandler,
     ConversationHandler,
     MessageHandler,
@@ -37,7 +40,7 @@ from bot import texts
 from bot.handlers.base import BotContext, is_private, message_of, notify_admins, person_of, reply
 from bot.handlers.common import during_flow_commands
 from bot.services import phone
-from bot.services.login import CodeResult, NumberResult, Step
+from bot.services.login import CallResult, CodeResult, NumberOutcome, NumberResult, Step
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +52,17 @@ PRIVATE = filters.ChatType.PRIVATE
 NEW_TEXT = filters.UpdateType.MESSAGE & filters.TEXT & ~filters.COMMAND
 
 _CODE_CHARS = re.compile(r"[\s\-]")
+
+
+RESEND_CALLBACK = "resend:"
+
+
+def code_keyboard(*, can_call: bool) -> InlineKeyboardMarkup:
+    """Buttons under the "code sent" message: a new code, or a call instead."""
+    buttons = [InlineKeyboardButton(texts.RESEND_BUTTON, callback_data=f"{RESEND_CALLBACK}new")]
+    if can_call:
+        buttons.append(InlineKeyboardButton(texts.CALL_BUTTON, callback_data=f"{RESEND_CALLBACK}call"))
+    return InlineKeyboardMarkup([buttons])
 
 
 def contact_keyboard() -> ReplyKeyboardMarkup:
@@ -102,19 +116,31 @@ async def got_contact(update: Update, context: BotContext) -> str | int:
 async def _start_verification(
     update: Update, context: BotContext, number: phone.PhoneNumber
 ) -> str | int:
+    outcome = await context.services.login.submit_number(person_of(update), number)
+    return await _answer_number_outcome(update, context, outcome, number)
+
+
+async def _answer_number_outcome(
+    update: Update, context: BotContext, outcome: NumberOutcome, number: phone.PhoneNumber | None
+) -> str | int:
+    """Tell the user what became of their number (or their request for a new code)."""
     services = context.services
-    outcome = await services.login.submit_number(person_of(update), number)
     await notify_admins(context, outcome.alert)
-    pretty = phone.pretty(number.e164)
+    pretty = phone.pretty(outcome.phone_number or (number.e164 if number else ""))
     result = outcome.result
     if result in (NumberResult.CODE_SENT, NumberResult.ALREADY_SENT):
         template = texts.CODE_SENT if result is NumberResult.CODE_SENT else texts.CODE_ALREADY_SENT
         expires = texts.hhmm(outcome.expires_at) if outcome.expires_at else "?"
-        await reply(
-            update,
-            template.format(length=services.code_length, number=pretty, expires=expires),
-            reply_markup=ReplyKeyboardRemove(),
-        )
+        buttons = code_keyboard(can_call=services.can_call)
+        if update.callback_query is not None:
+            await reply(update, texts.RESENT.format(number=pretty), reply_markup=buttons)
+            return CODE
+        # A message carries one keyboard: this one removes the share-contact button, the
+        # next one offers a new code or a call.
+        text = template.format(length=services.code_length, number=pretty, expires=expires)
+        await reply(update, text, reply_markup=ReplyKeyboardRemove())
+        await reply(update, _resend_hint(services.resend_after, services.can_call),
+                    reply_markup=buttons)
         return CODE
     if result is NumberResult.ALREADY_YOURS:
         await reply(
@@ -172,6 +198,41 @@ async def got_code(update: Update, context: BotContext) -> str | int:
     }.get(result, texts.OUTSIDE_FLOW)
     await reply(update, text)
     return END
+
+
+def _resend_hint(seconds: int, can_call: bool) -> str:
+    when = texts.RESEND_HINT_WHEN.format(seconds=seconds) if seconds > 0 else ""
+    text = texts.RESEND_HINT.format(when=when, call=texts.RESEND_HINT_CALL if can_call else "")
+    return text[0].upper() + text[1:] if not when else text
+
+
+async def resend_button(update: Update, context: BotContext) -> None:
+    """"Send a new code" / "Call me instead": only while a code is awaited, and never
+    sooner than LIMIT_COOLDOWN_SECONDS after the last one went out."""
+    query = update.callback_query
+    if query is None or not is_private(update):
+        return
+    services = context.services
+    person = person_of(update)
+    wait = await services.login.resend_wait(person.chat_id)
+    if wait is None:
+        await query.answer(texts.CODE_NOT_RUNNING, show_alert=True)
+        return
+    if wait > 0:
+        await query.answer(texts.RESEND_TOO_SOON.format(seconds=wait), show_alert=True)
+        return
+    await query.answer()
+    if query.data == f"{RESEND_CALLBACK}call":
+        result = await services.login.call_instead(person.chat_id)
+        await reply(update, {
+            CallResult.CALLING: texts.CALLING,
+            CallResult.NO_NEXT_CHANNEL: texts.NO_CALL,
+            CallResult.EXPIRED: texts.CODE_EXPIRED,
+            CallResult.NO_FLOW: texts.CODE_NOT_RUNNING,
+        }.get(result, texts.UNAVAILABLE))
+        return
+    outcome = await services.login.resend(person)
+    await _answer_number_outcome(update, context, outcome, None)
 
 
 async def cancel(update: Update, context: BotContext) -> int:
@@ -288,4 +349,6 @@ def build_login_handlers() -> list[tuple[int, BaseHandler[Update, BotContext, ob
     return [
         (-1, TypeHandler(Update, conversation.sync_from_database)),
         (0, conversation),
+        # Buttons are not tracked per message by the conversation; the flow row decides.
+        (0, CallbackQueryHandler(resend_button, pattern=f"^{RESEND_CALLBACK}")),
     ]

@@ -20,4 +20,6 @@ class Services:
     login: LoginService
     admin_ids: frozenset[int]
     code_length: int
+    can_call: bool  # the workflow has a voice call after its first channel
+    resend_after: int  # seconds before "Send a new code" works
     users_page_size: int = 10

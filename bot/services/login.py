@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -16,7 +17,7 @@ from bot.db import repo
 from bot.db.models import LoginFlow, VerifiedUser
 from bot.services import limits as limits_rules
 from bot.services.limits import Limits, Refusal
-from bot.services.phone import PhoneNumber, mask, number_hash
+from bot.services.phone import PhoneNumber, mask, number_hash, parse_e164
 from bot.services.verification import FailureKind, VerifyClient, VerifyFailure
 
 logger = logging.getLogger(__name__)
@@ -43,6 +44,16 @@ class NumberResult(enum.Enum):
     BUSY = enum.auto()  # Vonage asked us to slow down
     UNAVAILABLE = enum.auto()  # Vonage failed or cannot be used
     NO_FLOW = enum.auto()  # the chat is not waiting for a number
+
+
+class CallResult(enum.Enum):
+    """What became of a "call me instead"."""
+
+    CALLING = enum.auto()
+    NO_NEXT_CHANNEL = enum.auto()
+    EXPIRED = enum.auto()
+    UNAVAILABLE = enum.auto()
+    NO_FLOW = enum.auto()
 
 
 class CodeResult(enum.Enum):
@@ -73,6 +84,7 @@ class NumberOutcome:
     result: NumberResult
     refusal: Refusal | None = None
     expires_at: datetime | None = None
+    phone_number: str | None = None
     alert: str | None = None  # admins should be told about this kind of trouble
 
 
@@ -248,6 +260,74 @@ class LoginService:
             )
         return CodeOutcome(CodeResult.VERIFIED, phone_number=phone, moved_from_chat=moved_from)
 
+    async def resend_wait(self, chat_id: int) -> int | None:
+        """Seconds until the chat may ask for the code again (0: now); None without a code."""
+        async with self._sessions() as session:
+            flow = await repo.get_flow(session, chat_id=chat_id)
+        if flow is None or flow.step != Step.CODE or flow.code_sent_at is None:
+            return None
+        ready = flow.code_sent_at + timedelta(seconds=self._limits.cooldown_seconds)
+        return max(0, math.ceil((ready - self._now()).total_seconds()))
+
+    async def resend(self, person: Person) -> NumberOutcome:
+        """A new code to the same number: the old request is cancelled and a new one starts,
+        under the same limits as any start (checked first, so a refused resend changes
+        nothing and the old code keeps working)."""
+        async with self._sessions() as session:
+            flow = await repo.get_flow(session, chat_id=person.chat_id)
+            if flow is None or flow.step != Step.CODE or not flow.phone_number:
+                return NumberOutcome(NumberResult.NO_FLOW)
+            number = parse_e164(flow.phone_number)
+            refusal = await limits_rules.rate_refusal(
+                session,
+                self._limits,
+                chat_id=person.chat_id,
+                number_hash=number_hash(number.e164, key=self._hash_key),
+                now=self._now(),
+            )
+        if refusal is not None:
+            return NumberOutcome(NumberResult.LIMITED, refusal=refusal)
+        async with self._sessions.begin() as session:
+            current = await repo.get_flow(session, chat_id=person.chat_id)
+            if current is None or current.request_id != flow.request_id:
+                return NumberOutcome(NumberResult.NO_FLOW)
+            current.step = Step.NUMBER
+            current.request_id = None
+        if flow.request_id:
+            await self._cancel_quietly(flow.request_id)
+        return await self.submit_number(person, number)
+
+    async def call_instead(self, chat_id: int) -> CallResult:
+        """Move the running request on to its next channel (a voice call)."""
+        async with self._sessions() as session:
+            flow = await repo.get_flow(session, chat_id=chat_id)
+        if flow is None or flow.step != Step.CODE or not flow.request_id:
+            return CallResult.NO_FLOW
+        try:
+            await self._verify.next_channel(flow.request_id)
+        except VerifyFailure as failure:
+            if failure.kind is FailureKind.NO_NEXT_CHANNEL:
+                return CallResult.NO_NEXT_CHANNEL
+            if failure.kind is FailureKind.NOT_FOUND:
+                await self._expire(flow)
+                return CallResult.EXPIRED
+            return CallResult.UNAVAILABLE
+        async with self._sessions.begin() as session:
+            current = await repo.get_flow(session, chat_id=chat_id)
+            if current is not None and current.request_id == flow.request_id:
+                current.code_sent_at = self._now()
+        return CallResult.CALLING
+
+    async def forget(self, chat_id: int) -> None:
+        """Erase what is stored about a chat: its flow (cancelled at Vonage), its login, and
+        its link to counted starts (their hashed numbers stay, so the limits still hold)."""
+        await self.cancel(chat_id)
+        async with self._sessions.begin() as session:
+            await repo.delete_login(session, chat_id=chat_id)
+            await repo.delete_flow(session, chat_id=chat_id)
+            await repo.forget_chat_starts(session, chat_id=chat_id)
+        logger.info("Chat %s asked to be forgotten; done", chat_id)
+
     async def cancel(self, chat_id: int) -> bool:
         """End the chat's login flow, cancelling its Verify request; False if there was none."""
         async with self._sessions.begin() as session:
@@ -346,7 +426,7 @@ class LoginService:
             await repo.put_flow(session, flow=flow)
         logger.info("Code sent to %s for chat %s", number.masked, person.chat_id)
         result = NumberResult.ALREADY_SENT if reused else NumberResult.CODE_SENT
-        return NumberOutcome(result, expires_at=flow.expires_at)
+        return NumberOutcome(result, expires_at=flow.expires_at, phone_number=number.e164)
 
     async def _start_failed(self, failure: VerifyFailure, start_id: int) -> NumberOutcome:
         if failure.status is not None:

@@ -59,6 +59,14 @@ def parse(text: str) -> PhoneNumber | None:
     return PhoneNumber(e164=e164, country_code=int(number.country_code or 0))
 
 
+def parse_e164(e164: str) -> PhoneNumber:
+    """A number we stored ourselves (already valid E.164)."""
+    number = parse(e164)
+    if number is None:
+        raise ValueError("not a valid stored E.164 number")
+    return number
+
+
 def pretty(e164: str) -> str:
     """The international written form for people: `+44 7400 123123`."""
     try:
