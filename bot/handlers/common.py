@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-from telegram import ReplyKeyboardRemove, Update
-from telegram.ext import BaseHandler, CommandHandler, ConversationHandler, MessageHandler, filters
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, ReplyKeyboardRemove, Update
+from telegram.ext import (
+    BaseHandler,
+    CallbackQueryHandler,
+    CommandHandler,
+    ConversationHandler,
+    MessageHandler,
+    filters,
+)
 
 from bot import texts
 from bot.handlers.base import BotContext, is_private, person_of, reply
@@ -58,6 +65,40 @@ async def logout(update: Update, context: BotContext) -> int:
     return END
 
 
+FORGET_CALLBACK = "forget:"
+
+
+async def privacy(update: Update, context: BotContext) -> None:
+    """/privacy: what is stored and why."""
+    await reply(update, texts.PRIVACY)
+
+
+async def forget(update: Update, context: BotContext) -> None:
+    """/forget: ask for confirmation before erasing anything."""
+    buttons = InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton(texts.FORGET_YES, callback_data=f"{FORGET_CALLBACK}yes"),
+                InlineKeyboardButton(texts.FORGET_NO, callback_data=f"{FORGET_CALLBACK}no"),
+            ]
+        ]
+    )
+    await reply(update, texts.FORGET_CONFIRM, reply_markup=buttons)
+
+
+async def forget_button(update: Update, context: BotContext) -> None:
+    """The answer to /forget's question: erase everything about the chat, or nothing."""
+    query = update.callback_query
+    if query is None or not is_private(update):
+        return
+    await query.answer()
+    if query.data == f"{FORGET_CALLBACK}yes":
+        await context.services.login.forget(person_of(update).chat_id)
+        await query.edit_message_text(texts.FORGOTTEN)
+    else:
+        await query.edit_message_text(texts.FORGET_KEPT)
+
+
 async def nothing_to_cancel(update: Update, context: BotContext) -> None:
     """/cancel outside a flow."""
     if await context.services.login.take_expired_notice(person_of(update).chat_id):
@@ -93,6 +134,8 @@ def during_flow_commands() -> list[BaseHandler[Update, BotContext, object]]:
         CommandHandler(["start", "help"], show_help, filters=PRIVATE),
         CommandHandler(["whoami", "status"], whoami, filters=PRIVATE),
         CommandHandler("logout", logout, filters=PRIVATE),
+        CommandHandler("privacy", privacy, filters=PRIVATE),
+        CommandHandler("forget", forget, filters=PRIVATE),
     ]
 
 
@@ -100,8 +143,11 @@ def build_common_handlers() -> list[BaseHandler[Update, BotContext, object]]:
     """Handlers after the login conversation in group 0 (the conversation comes first)."""
     return [
         *during_flow_commands(),
+        # Harmless anywhere, groups included.
         CommandHandler(["start", "help"], show_help),
+        CommandHandler("privacy", privacy),
         CommandHandler("cancel", nothing_to_cancel, filters=PRIVATE),
+        CallbackQueryHandler(forget_button, pattern=f"^{FORGET_CALLBACK}"),
         CommandHandler(list(PRIVATE_COMMANDS), private_only, filters=GROUPS),
         # Edits outside a flow change nothing and get no answer; new messages get a pointer.
         MessageHandler(PRIVATE & filters.UpdateType.MESSAGE, outside_flow),

@@ -161,6 +161,8 @@ class LoginService:
         running for an earlier attempt is cancelled. Returns the chat's current login."""
         async with self._sessions.begin() as session:
             previous = await repo.get_flow(session, chat_id=person.chat_id)
+            # merge() below overwrites the loaded row in place: keep what we need first.
+            running = previous.request_id if previous and previous.step == Step.CODE else None
             login = await repo.get_login(session, chat_id=person.chat_id)
             await repo.put_flow(
                 session,
@@ -176,8 +178,8 @@ class LoginService:
                     expires_at=None,
                 ),
             )
-        if previous is not None and previous.request_id and previous.step == Step.CODE:
-            await self._cancel_quietly(previous.request_id)
+        if running:
+            await self._cancel_quietly(running)
         return login
 
     async def submit_number(self, person: Person, number: PhoneNumber) -> NumberOutcome:
