@@ -220,7 +220,7 @@ async def test_verify_network_failure_and_timeout_get_plain_answers(
     chat: Chat, verify: FakeVerify, db: async_sessionmaker[AsyncSession]
 ) -> None:
     await chat.send("/login")
-    verify.drop_next(times=1000, path_kind="start")  # the SDK retries dropped connections
+    verify.drop_next(path_kind="start")
     assert (await chat.say("+44 7400 123123")).startswith("Sorry, I cannot send codes right now.")
     verify.hang_next(6, path_kind="start")  # the client gives up after 3 s
     assert (await chat.say("+44 7400 123123")).startswith("Sorry, I cannot send codes right now.")

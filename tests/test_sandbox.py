@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dtm
+import ssl
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -24,7 +25,7 @@ from telegram import (
     ReplyKeyboardRemove,
     Update,
 )
-from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter
+from telegram.error import BadRequest, Conflict, Forbidden, InvalidToken, NetworkError, RetryAfter
 from telegram.ext import (
     Application,
     ApplicationBuilder,
@@ -39,6 +40,7 @@ from vonage_http_client.errors import AuthenticationError, HttpRequestError, Not
 from vonage_verify import SmsChannel, VerifyRequest, VoiceChannel
 
 from bot.sandbox import (
+    Delivery,
     FakeTelegram,
     FakeVerify,
     SandboxCA,
@@ -120,7 +122,7 @@ def test_ca_writes_pem_and_cleans_up() -> None:
     with SandboxCA() as ca:
         path = ca.ca_path
         assert path.read_bytes().startswith(b"-----BEGIN CERTIFICATE-----")
-        assert ca.server_ssl_context().minimum_version >= 0
+        assert ca.server_ssl_context().minimum_version == ssl.TLSVersion.TLSv1_2
     assert ca.closed
     assert not path.exists()
     with pytest.raises(RuntimeError):
@@ -151,7 +153,8 @@ async def test_send_message_with_contact_keyboard(bot: Bot, tg: FakeTelegram) ->
     message = await bot.send_message(ALICE, "Please share your number", reply_markup=markup)
     assert message.text == "Please share your number"
     assert message.chat.id == ALICE
-    assert message.from_user is not None and message.from_user.is_bot
+    assert message.from_user is not None
+    assert message.from_user.is_bot
     assert message.reply_markup is None  # only inline keyboards are echoed back
 
     sent = await tg.next_reply(ALICE)
@@ -160,6 +163,7 @@ async def test_send_message_with_contact_keyboard(bot: Bot, tg: FakeTelegram) ->
     assert sent.requests_contact
     assert sent.buttons == ["Share my phone number", "Cancel"]
     assert reply_markup_buttons(sent) == sent.buttons
+    assert tg.reply_markup_buttons(sent.reply_markup) == sent.buttons
     assert sent.reply_markup is not None
     assert sent.reply_markup["keyboard"][0][0] == {
         "text": "Share my phone number",
@@ -179,9 +183,9 @@ async def test_send_message_with_contact_keyboard(bot: Bot, tg: FakeTelegram) ->
 
 
 async def test_unknown_chat_and_empty_text(bot: Bot, tg: FakeTelegram) -> None:
-    with pytest.raises(BadRequest, match="[Cc]hat not found"):
+    with pytest.raises(BadRequest, match=r"(?i)chat not found"):
         await bot.send_message(999, "hello")
-    with pytest.raises(BadRequest, match="(?i)text is empty"):
+    with pytest.raises(BadRequest, match=r"(?i)text is empty"):
         await bot.send_message(ALICE, " ")
 
 
@@ -204,18 +208,23 @@ async def test_inline_keyboard_edit_press_and_delete(bot: Bot, tg: FakeTelegram)
     updates = await bot.get_updates(timeout=1)
     assert len(updates) == 1
     query = updates[0].callback_query
-    assert query is not None and query.id == query_id and query.data == "resend"
-    assert query.message is not None and query.message.message_id == sent.message_id
+    assert query is not None
+    assert query.id == query_id
+    assert query.data == "resend"
+    assert query.message is not None
+    assert query.message.message_id == sent.message_id
     assert await query.answer("Sending again")
     assert tg.callback_answers[-1].text == "Sending again"
     assert tg.callback_answers[-1].data == "resend"
-    with pytest.raises(BadRequest, match="(?i)query is too old"):
+    with pytest.raises(BadRequest, match=r"(?i)query is too old"):
         await query.answer()
 
     await bot.edit_message_text("New code sent", ALICE, sent.message_id)
-    assert sent.edited and sent.text == "New code sent" and sent.history
+    assert sent.edited
+    assert sent.text == "New code sent"
+    assert sent.history
     assert sent.reply_markup is None  # editing text without markup drops the inline keyboard
-    with pytest.raises(BadRequest, match="(?i)not modified"):
+    with pytest.raises(BadRequest, match=r"(?i)not modified"):
         await bot.edit_message_text("New code sent", ALICE, sent.message_id)
     await bot.edit_message_reply_markup(ALICE, sent.message_id, reply_markup=keyboard)
     assert sent.keyboard_kind == "inline"
@@ -226,9 +235,9 @@ async def test_inline_keyboard_edit_press_and_delete(bot: Bot, tg: FakeTelegram)
     assert tg.deleted(ALICE) == {user_message, sent.message_id}
     assert sent.deleted
     assert tg.messages(ALICE, include_deleted=False) == []
-    with pytest.raises(BadRequest, match="(?i)not found"):
+    with pytest.raises(BadRequest, match=r"(?i)not found"):
         await bot.delete_message(ALICE, sent.message_id)
-    with pytest.raises(BadRequest, match="(?i)not found"):
+    with pytest.raises(BadRequest, match=r"(?i)not found"):
         await bot.delete_message(ALICE, 9999)
 
 
@@ -240,8 +249,10 @@ async def test_get_updates_sees_login_command(bot: Bot, tg: FakeTelegram) -> Non
     assert message is not None
     assert message.message_id == message_id
     assert message.text == "/login"
-    assert message.from_user is not None and message.from_user.first_name == "Alice"
-    assert message.chat.type == "private" and message.chat.id == ALICE
+    assert message.from_user is not None
+    assert message.from_user.first_name == "Alice"
+    assert message.chat.type == "private"
+    assert message.chat.id == ALICE
     assert message.entities[0].type == "bot_command"
     assert message.entities[0].length == len("/login")
     handler: CommandHandler[Any, None] = CommandHandler("login", _noop)
@@ -255,7 +266,8 @@ async def test_get_updates_sees_login_command(bot: Bot, tg: FakeTelegram) -> Non
     # a group message addressed to the bot
     tg.send_text(-100500, "/login@LoginTestBot", user_id=ALICE, chat_type="supergroup")
     group = (await bot.get_updates(offset=updates[0].update_id + 1))[0].message
-    assert group is not None and group.chat.type == "supergroup"
+    assert group is not None
+    assert group.chat.type == "supergroup"
     assert group.entities[0].length == len("/login@LoginTestBot")
 
 
@@ -272,12 +284,23 @@ async def test_long_poll_wakes_on_update_and_stop_is_quick(bot: Bot, tg: FakeTel
     assert time.monotonic() - started < 2
     contact = updates[0].message.contact if updates[0].message else None
     assert contact is not None
-    assert contact.user_id == ALICE and contact.phone_number == "+447700900123"
+    assert contact.user_id == ALICE
+    assert contact.phone_number == "+447700900123"
 
     # an empty long poll returns [] once the timeout passes ...
     started = time.monotonic()
     assert await bot.get_updates(offset=updates[0].update_id + 1, timeout=1) == ()
     assert 0.9 < time.monotonic() - started < 2
+    # a second poller terminates the first one, like Telegram does
+    poll = asyncio.create_task(bot.get_updates(timeout=5))
+    await asyncio.sleep(0.1)
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{tg.base_url}{TOKEN}/getUpdates", data={"timeout": "0"}) as response,
+    ):
+        assert (await response.json())["result"] == []
+    with pytest.raises(Conflict, match="terminated by other getUpdates"):
+        await poll
     # ... or as soon as the server stops
     poll = asyncio.create_task(bot.get_updates(timeout=30))
     await asyncio.sleep(0.1)
@@ -298,15 +321,24 @@ async def test_other_user_updates(bot: Bot, tg: FakeTelegram) -> None:
     updates = await bot.get_updates()
     messages = [u.effective_message for u in updates]
     assert all(m is not None for m in messages)
-    assert updates[0].message and updates[0].message.contact
+    assert updates[0].message
+    assert updates[0].message.contact
     assert updates[0].message.contact.user_id is None
-    assert updates[1].message and updates[1].message.sticker
-    assert updates[2].message and updates[2].message.photo and updates[2].message.caption == "me"
-    assert updates[3].message and updates[3].message.location
-    assert updates[4].message and updates[4].message.voice
-    assert updates[5].message and updates[5].message.forward_origin is not None
+    assert updates[1].message
+    assert updates[1].message.sticker
+    assert updates[2].message
+    assert updates[2].message.photo
+    assert updates[2].message.caption == "me"
+    assert updates[3].message
+    assert updates[3].message.location
+    assert updates[4].message
+    assert updates[4].message.voice
+    assert updates[5].message
+    assert updates[5].message.forward_origin is not None
     edited = updates[6].edited_message
-    assert edited is not None and edited.text == "/start" and edited.edit_date is not None
+    assert edited is not None
+    assert edited.text == "/start"
+    assert edited.edit_date is not None
     assert updates[-1].update_id - updates[0].update_id == 6
 
 
@@ -395,7 +427,8 @@ async def test_application_end_to_end(tg: FakeTelegram) -> None:
         )
 
     async def contact(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        assert update.effective_message is not None and update.effective_message.contact
+        assert update.effective_message is not None
+        assert update.effective_message.contact
         keyboard = InlineKeyboardMarkup([[InlineKeyboardButton("Cancel", callback_data="c")]])
         await update.effective_message.reply_text(
             f"Code sent to {update.effective_message.contact.phone_number}",
@@ -462,7 +495,8 @@ async def test_verify_happy_path_wrong_code_and_reuse(
     assert [(d.channel, d.to) for d in vf.deliveries] == [("sms", NUMBER)]
     delivery = vf.deliveries[0]
     assert delivery.request_id == request_id
-    assert len(delivery.code) == 6 and delivery.code.isdigit()
+    assert len(delivery.code) == 6
+    assert delivery.code.isdigit()
     assert delivery.text == f"Your LoginBot code is {delivery.code}"
     assert vf.last_code("+" + NUMBER) == delivery.code
     assert vf.calls("start")[0].json_body["workflow"][1] == {"channel": "voice", "to": NUMBER}
@@ -474,7 +508,8 @@ async def test_verify_happy_path_wrong_code_and_reuse(
     assert excinfo.value.response.json()["title"] == "Invalid Code"
 
     result = await _check(vonage_client, request_id, vf.last_code())
-    assert result.status == "completed" and result.request_id == request_id
+    assert result.status == "completed"
+    assert result.request_id == request_id
     assert vf.active_requests() == []
 
     with pytest.raises(NotFoundError) as not_found:
@@ -490,6 +525,13 @@ async def test_verify_happy_path_wrong_code_and_reuse(
 async def test_verify_conflict_cancel_and_next_workflow(
     vf: FakeVerify, vonage_client: Vonage
 ) -> None:
+    heard: list[str] = []
+
+    async def on_delivery(delivery: Delivery) -> None:  # coroutine hooks are supported
+        await asyncio.sleep(0)
+        heard.append(delivery.channel)
+
+    vf.on_delivery = on_delivery
     first = await _start(vonage_client, _request(SmsChannel, VoiceChannel))
     with pytest.raises(HttpRequestError) as excinfo:
         await _start(vonage_client, _request(SmsChannel))
@@ -500,15 +542,19 @@ async def test_verify_conflict_cancel_and_next_workflow(
 
     await asyncio.to_thread(vonage_client.verify.trigger_next_workflow, first)
     voice = vf.deliveries[-1]
-    assert voice.channel == "voice" and voice.code == vf.deliveries[0].code
+    assert voice.channel == "voice"
+    assert voice.code == vf.deliveries[0].code
     assert voice.text == f"Call to {NUMBER}: your LoginBot code is {voice.code}"
     with pytest.raises(HttpRequestError) as no_more:
         await asyncio.to_thread(vonage_client.verify.trigger_next_workflow, first)
     assert no_more.value.response.status_code == 409
     assert no_more.value.response.json()["detail"] == "There are no more workflows"
 
+    await asyncio.sleep(0.01)
+    assert heard == ["sms", "voice"]
     await asyncio.to_thread(vonage_client.verify.cancel_verification, first)
-    assert vf.requests[-1].method == "DELETE" and vf.requests[-1].status == 204
+    assert vf.requests[-1].method == "DELETE"
+    assert vf.requests[-1].status == 204
     with pytest.raises(NotFoundError):
         await _check(vonage_client, first, voice.code)
     with pytest.raises(NotFoundError):

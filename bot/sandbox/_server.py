@@ -88,9 +88,18 @@ class SandboxServer:
             return
         self._stopping.set()
         self._notify()
+        server = runner.server
+        transports = [c.transport for c in server.connections] if server is not None else []
         try:
             await runner.cleanup()
         finally:
+            # A TLS connection closed by cleanup() waits (up to 30 s) for the peer's
+            # close_notify with its socket still open; nobody will wait for that here.
+            for transport in transports:
+                if transport is not None:
+                    transport.abort()
+            for _ in range(2):  # let the transports run their connection_lost callbacks
+                await asyncio.sleep(0)
             if self._hook_tasks:
                 await asyncio.gather(*self._hook_tasks, return_exceptions=True)
             logger.debug("%s on port %s stopped", type(self).__name__, self._port)

@@ -15,6 +15,9 @@ Request parameters: PTB posts ``application/x-www-form-urlencoded`` bodies whose
 (``reply_markup``, ``entities``, ...) are JSON strings; those are decoded, scalars keep their
 string form (``"42"``, ``"true"``). JSON bodies keep their JSON types. Query parameters of GET
 requests are treated like form fields.
+
+Like the server itself, the test/demo API is not thread-safe: call it from the event loop the
+fake runs in (from another thread, go through ``loop.call_soon_threadsafe``).
 """
 
 from __future__ import annotations
@@ -439,6 +442,10 @@ class FakeTelegram(SandboxServer):
         bot_id: the bot's user id; defaults to the numeric prefix of ``token``.
         bot_first_name: the bot's display name.
         port: TCP port, 0 (default) for a random free one.
+
+    The bot can only message chats Telegram would know: a user registered with :meth:`user`
+    or any chat that sent an update (else 400 "chat not found"; set :attr:`strict_chats`
+    to False to allow any chat id).
 
     Hooks (plain functions or coroutine functions; exceptions are logged, not raised):
         :attr:`on_message` gets every :class:`SentMessage` when it is sent or edited,
@@ -877,7 +884,6 @@ class FakeTelegram(SandboxServer):
         method: str | None,
         status: int,
         description: str | None = None,
-        *,
         retry_after: int | None = None,
         times: int = 1,
     ) -> None:
@@ -914,6 +920,9 @@ class FakeTelegram(SandboxServer):
         self._blocked.discard(chat_id)
 
     # -- observing ---------------------------------------------------------------------
+
+    #: :func:`reply_markup_buttons`, also reachable as ``fake.reply_markup_buttons(msg)``
+    reply_markup_buttons = staticmethod(reply_markup_buttons)
 
     def messages(self, chat_id: int, *, include_deleted: bool = True) -> list[SentMessage]:
         """The bot's messages to ``chat_id`` in send order (current state after edits)."""

@@ -25,9 +25,7 @@ import json
 import logging
 import re
 import secrets
-import socket
 import ssl
-import struct
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -43,6 +41,7 @@ from .tls import SandboxCA
 
 __all__ = [
     "Delivery",
+    "DropMode",
     "FakeVerify",
     "PathKind",
     "Verification",
@@ -52,10 +51,13 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 PathKind = Literal["start", "check", "cancel", "next", "other"]
+DropMode = Literal["truncate", "close"]
 Status = Literal["active", "completed", "cancelled", "expired", "failed"]
 
 _ERROR_TYPE = "https://developer.vonage.com/api-errors"
 _CHANNELS = frozenset({"sms", "voice", "whatsapp", "whatsapp_interactive", "email", "silent_auth"})
+# the first bytes of a status line, then nothing: a reply cut off mid-flight
+_TRUNCATED_REPLY = b"HTTP/1.1 5"
 _PHONE = re.compile(r"\d{7,15}")
 _PROBLEMS: dict[int, tuple[str, str, str]] = {
     400: ("bad-request", "Bad Request", "The request could not be understood."),
@@ -173,7 +175,7 @@ class _Fault:
     body: dict[str, Any] | None = None
     seconds: float = 0.0
     processed: bool = False
-    mode: Literal["reset", "close"] = "reset"
+    mode: DropMode = "truncate"
 
 
 class _Problem(Exception):
@@ -390,14 +392,17 @@ class FakeVerify(SandboxServer):
         times: int = 1,
         path_kind: PathKind | None = None,
         *,
-        mode: Literal["reset", "close"] = "reset",
+        mode: DropMode = "truncate",
     ) -> None:
-        """Close the connection of the next matching requests without answering.
+        """Break the connection of the next matching requests instead of answering.
 
-        ``mode="reset"`` (default) aborts with a TCP RST: ``requests`` raises
-        ``ConnectionError`` (connection reset) which the Vonage SDK does not retry for POST
-        (urllib3 does retry an idempotent DELETE). ``mode="close"`` shuts the connection
-        cleanly: ``RemoteDisconnected``, which the SDK retries up to ``pool_maxsize`` times.
+        The request has no effect. ``mode="truncate"`` (default) sends the first bytes of a
+        status line and closes: ``requests`` raises ``ConnectionError`` ("Connection
+        aborted.", ``BadStatusLine``), which the Vonage SDK does not retry for POST (urllib3
+        retries an idempotent DELETE up to 3 times). ``mode="close"`` closes without sending a
+        byte: ``RemoteDisconnected``, which the SDK silently retries up to ``pool_maxsize``
+        (10) times, so it only surfaces with ``times`` >= that. (Over TLS, OpenSSL 3 reports a
+        TCP reset like a clean close, so a "reset" mode would behave the same.)
         """
         self._drops.append(_Fault(path_kind, _positive(times), mode=mode))
 
@@ -435,9 +440,10 @@ class FakeVerify(SandboxServer):
         self.requests.append(call)
         logger.debug("fake verify: %s %s", request.method, request.path)
 
-        drop = self._take(self._drops, kind)
+        # a hang combines with the other faults; a dropped request does not use up a fail
         hang = self._take(self._hangs, kind)
-        fail = self._take(self._fails, kind)
+        drop = self._take(self._drops, kind)
+        fail = self._take(self._fails, kind) if drop is None else None
 
         early: web.StreamResponse | None = None
         if hang is not None and hang.processed and drop is None and fail is None:
@@ -491,14 +497,12 @@ class FakeVerify(SandboxServer):
             return web.json_response(exc.body, status=exc.status)
 
     @staticmethod
-    def _drop(request: web.Request, mode: Literal["reset", "close"]) -> None:
+    def _drop(request: web.Request, mode: DropMode) -> None:
         transport = request.transport
         if transport is None:
             return
-        if mode == "reset":
-            sock = transport.get_extra_info("socket")
-            if sock is not None:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        if mode == "truncate":
+            transport.write(_TRUNCATED_REPLY)  # handed to the socket at once
         transport.abort()
 
     # -- auth ----------------------------------------------------------------------------
