@@ -120,6 +120,7 @@ def hhmm(moment: datetime) -> str:
         return moment.strftime("%H:%M:%S")
     return moment.strftime("%Y-%m-%d %H:%M:%S")
 
+
 RESEND_HINT = "No code? {when}you can ask for a new one{call} with the buttons below."
 RESEND_HINT_WHEN = "In {seconds} s "
 RESEND_HINT_CALL = ", or for a call"
@@ -143,9 +144,7 @@ PRIVACY = (
     "policy for what it keeps.\n"
     "/forget erases everything about this chat."
 )
-FORGET_CONFIRM = (
-    "This erases your login and everything I store about this chat. Are you sure?"
-)
+FORGET_CONFIRM = "This erases your login and everything I store about this chat. Are you sure?"
 FORGET_YES = "Yes, erase everything"
 FORGET_NO = "No, keep it"
 FORGOTTEN = "Done: everything I stored about this chat is erased."

@@ -57,12 +57,13 @@ async def test_anything_but_a_code_while_waiting_for_one_gets_a_reminder(
 ) -> None:
     await chat.send("/login")
     await chat.number(NUMBER)
-    for send in (
+    sends: list[Callable[[], Any]] = [
         lambda: tg.send_sticker(chat.id),
         lambda: tg.send_photo(chat.id),
         lambda: tg.send_text(chat.id, "/frobnicate"),
         lambda: tg.send_contact(chat.id, "447400123123"),
-    ):
+    ]
+    for send in sends:
         send()
         answer = await tg.next_reply(chat.id)
         assert answer.text == (
@@ -144,8 +145,7 @@ async def test_group_chats_get_a_link_and_no_number_is_read(
     tg.send_text(-500, "/login@LoginTestBot", user_id=1001, chat_type="supergroup")
     answer = await tg.next_reply(-500)
     assert answer.text == (
-        "For your privacy, logging in happens in a private chat with me: "
-        "https://t.me/LoginTestBot"
+        "For your privacy, logging in happens in a private chat with me: https://t.me/LoginTestBot"
     )
     tg.send_text(-500, NUMBER, user_id=1001, chat_type="supergroup")
     tg.send_text(-500, "/whoami", user_id=1001, chat_type="supergroup")
@@ -178,7 +178,9 @@ async def test_login_while_logged_in_says_the_number_and_can_change_it(
     await login(chat, verify)
     ask = await chat.say("/login")
     assert ask.startswith("You are logged in as +44 7400 123123. To change it")
-    assert await chat.say(NUMBER) == "You are already logged in as +44 7400 123123. Nothing changed."
+    assert (
+        await chat.say(NUMBER) == "You are already logged in as +44 7400 123123. Nothing changed."
+    )
     await chat.send("/login")
     await chat.number("+44 7400 999888")
     assert await chat.say(verify.last_code()) == "You are logged in as +44 7400 999888."

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -12,6 +16,8 @@ from sqlalchemy.engine import Connection
 from bot.db.engine import make_engine
 from bot.db.migrate import downgrade_sync, upgrade_sync
 from bot.db.models import Base
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 async def _diff_and_tables(url: str) -> tuple[list[object], set[str]]:
@@ -44,17 +50,11 @@ async def test_upgrade_downgrade_upgrade_and_models_match(database_url: str) -> 
     assert diff == []
 
 
-async def test_alembic_command_line_reads_database_url(tmp_path: object) -> None:
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[1]
-    url = f"sqlite+aiosqlite:///{Path(str(tmp_path)) / 'cli.db'}"
-    result = subprocess.run(  # noqa: S603
+def test_alembic_command_line_reads_database_url(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
+    result = subprocess.run(
         [sys.executable, "-m", "alembic", "upgrade", "head"],
-        cwd=root,
+        cwd=ROOT,
         env={"PATH": os.environ.get("PATH", ""), "DATABASE_URL": url},
         capture_output=True,
         text=True,
@@ -62,5 +62,5 @@ async def test_alembic_command_line_reads_database_url(tmp_path: object) -> None
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    _, tables = await _diff_and_tables(url)
+    _, tables = asyncio.run(_diff_and_tables(url))
     assert "verified_users" in tables

@@ -61,7 +61,9 @@ def code_keyboard(*, can_call: bool) -> InlineKeyboardMarkup:
     """Buttons under the "code sent" message: a new code, or a call instead."""
     buttons = [InlineKeyboardButton(texts.RESEND_BUTTON, callback_data=f"{RESEND_CALLBACK}new")]
     if can_call:
-        buttons.append(InlineKeyboardButton(texts.CALL_BUTTON, callback_data=f"{RESEND_CALLBACK}call"))
+        buttons.append(
+            InlineKeyboardButton(texts.CALL_BUTTON, callback_data=f"{RESEND_CALLBACK}call")
+        )
     return InlineKeyboardMarkup([buttons])
 
 
@@ -139,8 +141,9 @@ async def _answer_number_outcome(
         # next one offers a new code or a call.
         text = template.format(length=services.code_length, number=pretty, expires=expires)
         await reply(update, text, reply_markup=ReplyKeyboardRemove())
-        await reply(update, _resend_hint(services.resend_after, services.can_call),
-                    reply_markup=buttons)
+        await reply(
+            update, _resend_hint(services.resend_after, services.can_call), reply_markup=buttons
+        )
         return CODE
     if result is NumberResult.ALREADY_YOURS:
         await reply(
@@ -207,7 +210,7 @@ def _resend_hint(seconds: int, can_call: bool) -> str:
 
 
 async def resend_button(update: Update, context: BotContext) -> None:
-    """"Send a new code" / "Call me instead": only while a code is awaited, and never
+    """ "Send a new code" / "Call me instead": only while a code is awaited, and never
     sooner than LIMIT_COOLDOWN_SECONDS after the last one went out."""
     query = update.callback_query
     if query is None or not is_private(update):
@@ -224,12 +227,15 @@ async def resend_button(update: Update, context: BotContext) -> None:
     await query.answer()
     if query.data == f"{RESEND_CALLBACK}call":
         result = await services.login.call_instead(person.chat_id)
-        await reply(update, {
-            CallResult.CALLING: texts.CALLING,
-            CallResult.NO_NEXT_CHANNEL: texts.NO_CALL,
-            CallResult.EXPIRED: texts.CODE_EXPIRED,
-            CallResult.NO_FLOW: texts.CODE_NOT_RUNNING,
-        }.get(result, texts.UNAVAILABLE))
+        await reply(
+            update,
+            {
+                CallResult.CALLING: texts.CALLING,
+                CallResult.NO_NEXT_CHANNEL: texts.NO_CALL,
+                CallResult.EXPIRED: texts.CODE_EXPIRED,
+                CallResult.NO_FLOW: texts.CODE_NOT_RUNNING,
+            }.get(result, texts.UNAVAILABLE),
+        )
         return
     outcome = await services.login.resend(person)
     await _answer_number_outcome(update, context, outcome, None)

@@ -441,11 +441,7 @@ class LoginService:
             return NumberOutcome(NumberResult.BUSY)
         if kind is FailureKind.CONFLICT:
             return NumberOutcome(NumberResult.NUMBER_BUSY)
-        alert = None
-        if kind in (FailureKind.BAD_CREDENTIALS, FailureKind.NO_CREDIT):
-            if await self._claim_alert(kind.value):
-                alert = kind.value
-        return NumberOutcome(NumberResult.UNAVAILABLE, alert=alert)
+        return NumberOutcome(NumberResult.UNAVAILABLE, alert=await self._account_alert(kind))
 
     async def _check_failed(self, flow: LoginFlow, failure: VerifyFailure) -> CodeOutcome:
         kind = failure.kind
@@ -469,11 +465,7 @@ class LoginService:
             if kind is FailureKind.TOO_MANY_WRONG:
                 return CodeOutcome(CodeResult.TOO_MANY)
             return CodeOutcome(CodeResult.EXPIRED)
-        alert = None
-        if kind in (FailureKind.BAD_CREDENTIALS, FailureKind.NO_CREDIT):
-            if await self._claim_alert(kind.value):
-                alert = kind.value
-        return CodeOutcome(CodeResult.UNAVAILABLE, alert=alert)
+        return CodeOutcome(CodeResult.UNAVAILABLE, alert=await self._account_alert(kind))
 
     async def _uncount(self, start_id: int) -> None:
         async with self._sessions.begin() as session:
@@ -485,6 +477,12 @@ class LoginService:
             await self._verify.cancel(request_id)
         except VerifyFailure as failure:
             logger.info("Could not cancel a Verify request: %s", failure.kind)
+
+    async def _account_alert(self, kind: FailureKind) -> str | None:
+        """For credential and credit trouble: the alert admins should get, once an hour."""
+        if kind not in (FailureKind.BAD_CREDENTIALS, FailureKind.NO_CREDIT):
+            return None
+        return kind.value if await self._claim_alert(kind.value) else None
 
     async def _claim_alert(self, kind: str) -> bool:
         now = self._now()
