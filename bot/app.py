@@ -10,7 +10,13 @@ from collections.abc import Callable
 from datetime import datetime
 
 from telegram import BotCommand, Update
-from telegram.ext import AIORateLimiter, Application, ContextTypes
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    BaseUpdateProcessor,
+    ContextTypes,
+    SimpleUpdateProcessor,
+)
 
 from bot.config import Settings
 from bot.db.engine import make_engine, make_sessionmaker
@@ -137,15 +143,26 @@ def build_application(
         .token(settings.telegram_bot_token.get_secret_value())
         .base_url(settings.telegram_base_url)
         .context_types(ContextTypes(context=BotContext, bot_data=BotData))
-        .concurrent_updates(ChatOrderedUpdateProcessor(max_concurrent_updates=256))
-        .rate_limiter(AIORateLimiter(max_retries=3))
-        .connection_pool_size(256)
+        .concurrent_updates(update_processor(settings))
+        .rate_limiter(
+            AIORateLimiter(
+                overall_max_rate=settings.telegram_max_messages_per_second, max_retries=3
+            )
+        )
+        .connection_pool_size(max(8, min(settings.max_concurrent_updates, 512)))
         .post_init(post_init)
         .post_shutdown(post_shutdown)
         .build()
     )
     add_handlers(application)
     return application
+
+
+def update_processor(settings: Settings) -> BaseUpdateProcessor:
+    """Per-chat ordered concurrency, or PTB's own one-at-a-time processing when set to 1."""
+    if settings.max_concurrent_updates == 1:
+        return SimpleUpdateProcessor(1)
+    return ChatOrderedUpdateProcessor(max_concurrent_updates=settings.max_concurrent_updates)
 
 
 def add_handlers(application: BotApp) -> None:

@@ -60,6 +60,11 @@ class Settings(DatabaseSettings):
 
     telegram_bot_token: SecretStr = Field(min_length=1)
     telegram_base_url: str = "https://api.telegram.org/bot"
+    # Telegram's documented flood limit; 0 turns our side of it off (429s are still obeyed).
+    telegram_max_messages_per_second: float = Field(default=30, ge=0)
+    # Updates handled at once (different chats; one chat's updates are always in order).
+    # 1 is python-telegram-bot's own sequential processing.
+    max_concurrent_updates: int = Field(default=256, ge=1, le=4096)
 
     vonage_api_key: str | None = None
     vonage_api_secret: SecretStr | None = None
