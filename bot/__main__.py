@@ -1,10 +1,9 @@
-"""Command line: `python -m bot [run]` starts the bot; `python -m bot users list [--json]`
-lists verified users."""
+"""Command line: `python -m bot [run]` starts the bot; `users`, `events` and `stats` are the
+admin commands (see `python -m bot --help`)."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import sys
 from collections.abc import Sequence
@@ -23,18 +22,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command")
     commands.add_parser("run", help="migrate the database and start the bot (the default)")
-    users = commands.add_parser("users", help="verified users")
-    users_commands = users.add_subparsers(dest="users_command", required=True)
-    listing = users_commands.add_parser("list", help="list the chats that are logged in")
-    listing.add_argument("--json", action="store_true", help="a JSON array instead of a table")
+    from bot import cli
+
+    cli.add_admin_commands(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit status."""
     args = _parser().parse_args(argv)
-    if args.command == "users":
-        return _users(args)
+    if args.command in ("users", "events", "stats"):
+        return _admin(args)
     return _run()
 
 
@@ -43,14 +41,14 @@ def _config_error(error: ValidationError | SettingError) -> int:
     return EXIT_CONFIG
 
 
-def _users(args: argparse.Namespace) -> int:
+def _admin(args: argparse.Namespace) -> int:
     from bot import cli
 
     try:
         settings = DatabaseSettings()
     except (ValidationError, SettingError) as error:
         return _config_error(error)
-    return asyncio.run(cli.users_list(settings, as_json=args.json, out=sys.stdout))
+    return cli.run_admin_command(args, settings)
 
 
 def _run() -> int:

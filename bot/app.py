@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -18,7 +17,7 @@ from telegram.ext import (
     SimpleUpdateProcessor,
 )
 
-from bot.config import Settings
+from bot.config import Settings, hash_key
 from bot.db.engine import make_engine, make_sessionmaker
 from bot.handlers.admin import build_admin_handlers
 from bot.handlers.base import BotApp, BotContext, BotData
@@ -26,6 +25,8 @@ from bot.handlers.common import build_common_handlers
 from bot.handlers.errors import on_error
 from bot.handlers.login import build_login_handlers
 from bot.ordering import ChatOrderedUpdateProcessor
+from bot.services.admin import AdminService
+from bot.services.audit import Audit
 from bot.services.container import Services
 from bot.services.limits import Limits
 from bot.services.login import FlowPolicy, LoginService, utcnow
@@ -66,12 +67,6 @@ def verify_client(settings: Settings) -> VerifyClient:
     )
 
 
-def hash_key(settings: Settings) -> bytes:
-    """The key for hashing numbers in counters: NUMBER_HASH_KEY, else a fixed pepper."""
-    secret = settings.number_hash_key.get_secret_value()
-    return hashlib.sha256(b"phone-login-bot:" + secret.encode()).digest()
-
-
 def build_application(
     settings: Settings,
     *,
@@ -91,6 +86,7 @@ def build_application(
         )
         sessions = make_sessionmaker(engine)
         verify = verify_client(settings)
+        audit = Audit(hash_key=hash_key(settings), clock=clock)
         login = LoginService(
             sessions=sessions,
             verify=verify,
@@ -107,7 +103,7 @@ def build_application(
                 code_ttl_seconds=settings.verify_code_ttl_seconds,
                 max_attempts=settings.verify_max_attempts,
             ),
-            hash_key=hash_key(settings),
+            audit=audit,
             clock=clock,
         )
         application.bot_data.services = Services(
@@ -115,6 +111,7 @@ def build_application(
             sessions=sessions,
             verify=verify,
             login=login,
+            admin=AdminService(sessions=sessions, audit=audit, clock=clock),
             admin_ids=frozenset(settings.bot_admin_ids),
             code_length=settings.verify_code_length,
             can_call="voice" in settings.verify_workflow[1:],

@@ -6,6 +6,7 @@ add settings, never rename them. The README has a table with one line per settin
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -177,6 +178,13 @@ class Settings(DatabaseSettings):
                 f"VERIFY_CODE_TTL_SECONDS ({self.verify_code_ttl_seconds})",
             )
         return self
+
+
+def hash_key(settings: DatabaseSettings) -> bytes:
+    """The key for hashing numbers in counters and the audit trail: NUMBER_HASH_KEY, else a
+    fixed pepper (set one in production so hashes cannot be reversed by trying numbers)."""
+    secret = settings.number_hash_key.get_secret_value()
+    return hashlib.sha256(b"phone-login-bot:" + secret.encode()).digest()
 
 
 class SettingError(ValueError):

@@ -149,3 +149,29 @@ FORGET_YES = "Yes, erase everything"
 FORGET_NO = "No, keep it"
 FORGOTTEN = "Done: everything I stored about this chat is erased."
 FORGET_KEPT = "Nothing was erased."
+
+NOTICE_MOVED = (
+    "Your login with {number} has ended: that number was verified in another chat. "
+    "Send /login to log in again."
+)
+NOTICE_REVOKED = (
+    "Your login with {number} was ended by an administrator. Send /login to log in again."
+)
+
+USER_USAGE = "Usage: /user <number with + | chat id | @username>"
+REVOKE_USAGE = "Usage: /revoke <number with + | chat id>"
+USER_NOT_FOUND = "No login and no history for {query}."
+USER_REPORT_LOGIN = "Logged in: {number}, chat {chat_id}, user {user_id}, {name}, since {when}"
+USER_REPORT_NO_LOGIN = "Not logged in."
+USER_REPORT_CHATS = "Chats that used this number: {chats}"
+USER_REPORT_EVENTS = "Last events of chat {chat_id}:"
+USER_REPORT_NO_EVENTS = "No events."
+REVOKE_CONFIRM = (
+    "End the login of {number} (chat {chat_id})? The user is told on their next message."
+)
+REVOKE_YES = "Yes, revoke"
+REVOKE_NO = "No"
+REVOKED = "Revoked: {number} (chat {chat_id}) is logged out."
+REVOKE_KEPT = "Nothing was revoked."
+REVOKE_NOTHING = "{query} is not logged in."
+STATS_USAGE = "Usage: /stats [days], days from 1 to 366"

@@ -101,3 +101,39 @@ class AdminAlert(Base):
 
     kind: Mapped[str] = mapped_column(String(32), primary_key=True)
     sent_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AuthEvent(Base):
+    """The audit trail: one append-only row per thing that happened to a login. Numbers appear
+    only masked and hashed; codes never."""
+
+    __tablename__ = "auth_events"
+    __table_args__ = (
+        Index("ix_auth_events_chat_id_at", "chat_id", "at"),
+        Index("ix_auth_events_number_hash_at", "number_hash", "at"),
+        Index("ix_auth_events_event_at", "event", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    event: Mapped[str] = mapped_column(String(24))
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    user_id: Mapped[int | None] = mapped_column(BigInteger)
+    number_masked: Mapped[str | None] = mapped_column(String(24))
+    number_hash: Mapped[str | None] = mapped_column(String(64))
+    country_code: Mapped[int | None] = mapped_column(Integer)
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[str | None] = mapped_column(String(64))
+
+
+class ChatNotice(Base):
+    """Something a chat must be told on its next message (its login was moved or revoked)."""
+
+    __tablename__ = "chat_notices"
+
+    chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(String(24))
+    phone_number: Mapped[str | None] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -6,11 +6,18 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import String, delete, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.models import AdminAlert, LoginFlow, VerificationStart, VerifiedUser
+from bot.db.models import (
+    AdminAlert,
+    AuthEvent,
+    ChatNotice,
+    LoginFlow,
+    VerificationStart,
+    VerifiedUser,
+)
 
 # ---- flows in progress ----------------------------------------------------------------
 
@@ -241,3 +248,129 @@ async def claim_alert(
         return False
     alert.sent_at = now
     return True
+
+
+# ---- audit trail --------------------------------------------------------------------------
+
+
+async def add_event(
+    session: AsyncSession,
+    *,
+    at: datetime,
+    event: str,
+    chat_id: int,
+    user_id: int | None = None,
+    number_masked: str | None = None,
+    number_hash: str | None = None,
+    country_code: int | None = None,
+    request_id: str | None = None,
+    detail: str | None = None,
+) -> None:
+    """Append one audit event (in the caller's transaction)."""
+    session.add(
+        AuthEvent(
+            at=at,
+            event=event,
+            chat_id=chat_id,
+            user_id=user_id,
+            number_masked=number_masked,
+            number_hash=number_hash,
+            country_code=country_code,
+            request_id=request_id,
+            detail=detail,
+        )
+    )
+
+
+async def recent_events(
+    session: AsyncSession,
+    *,
+    limit: int,
+    chat_id: int | None = None,
+    number_hash: str | None = None,
+) -> Sequence[AuthEvent]:
+    """The newest events of a chat or of a number (by its hash), newest first."""
+    query = select(AuthEvent).order_by(AuthEvent.at.desc(), AuthEvent.id.desc()).limit(limit)
+    if chat_id is not None:
+        query = query.where(AuthEvent.chat_id == chat_id)
+    if number_hash is not None:
+        query = query.where(AuthEvent.number_hash == number_hash)
+    return (await session.execute(query)).scalars().all()
+
+
+async def chats_of_number(session: AsyncSession, *, number_hash: str) -> Sequence[int]:
+    """Every chat that ever had events with this number (who used it before)."""
+    result = await session.execute(
+        select(AuthEvent.chat_id)
+        .where(AuthEvent.number_hash == number_hash, AuthEvent.chat_id != 0)
+        .group_by(AuthEvent.chat_id)
+        .order_by(func.max(AuthEvent.at).desc())
+    )
+    return result.scalars().all()
+
+
+async def stream_events(
+    session: AsyncSession, *, since: datetime | None = None, chat_id: int | None = None
+) -> AsyncIterator[AuthEvent]:
+    """Events in time order, fetched in batches."""
+    query = select(AuthEvent).order_by(AuthEvent.at, AuthEvent.id)
+    if since is not None:
+        query = query.where(AuthEvent.at >= since)
+    if chat_id is not None:
+        query = query.where(AuthEvent.chat_id == chat_id)
+    result = await session.stream(query.execution_options(yield_per=1000))
+    async for row in result.scalars():
+        yield row
+
+
+async def event_counts(
+    session: AsyncSession, *, since: datetime
+) -> Sequence[tuple[str, str, int | None, str | None, int]]:
+    """(day, event, country code, detail, count) for every event since a time."""
+    if session.bind.dialect.name == "postgresql":
+        day = func.to_char(func.timezone("UTC", AuthEvent.at), "YYYY-MM-DD", type_=String)
+    else:
+        # SQLite keeps UTC timestamps as ISO text: the date is its first ten characters.
+        day = func.substr(AuthEvent.at, 1, 10, type_=String)
+    query = (
+        select(day, AuthEvent.event, AuthEvent.country_code, AuthEvent.detail, func.count())
+        .where(AuthEvent.at >= since)
+        .group_by(day, AuthEvent.event, AuthEvent.country_code, AuthEvent.detail)
+    )
+    rows = (await session.execute(query)).all()
+    return [(str(d), str(e), c, t, int(n)) for d, e, c, t, n in rows]
+
+
+async def anonymise_chat_events(session: AsyncSession, *, chat_id: int) -> None:
+    """Detach a forgotten chat from its events: only hashed numbers remain."""
+    await session.execute(
+        update(AuthEvent)
+        .where(AuthEvent.chat_id == chat_id)
+        .values(chat_id=0, user_id=None, number_masked=None, request_id=None)
+    )
+
+
+# ---- notices --------------------------------------------------------------------------------
+
+
+async def put_notice(
+    session: AsyncSession, *, chat_id: int, kind: str, phone_number: str | None, at: datetime
+) -> None:
+    """Leave a chat a notice for its next message (replacing an older one)."""
+    await session.merge(ChatNotice(chat_id=chat_id, kind=kind, phone_number=phone_number, at=at))
+
+
+async def take_notice(session: AsyncSession, *, chat_id: int) -> ChatNotice | None:
+    """The chat's pending notice, removed as it is read."""
+    notice = await session.get(ChatNotice, chat_id, populate_existing=True)
+    if notice is not None:
+        await session.delete(notice)
+    return notice
+
+
+async def login_by_username(session: AsyncSession, *, username: str) -> VerifiedUser | None:
+    """The login of a Telegram @username (case-insensitive), if any."""
+    result = await session.execute(
+        select(VerifiedUser).where(func.lower(VerifiedUser.username) == username.lower())
+    )
+    return result.scalars().first()

@@ -3,75 +3,80 @@ Anyone else gets the same answer as for an unknown command, which reveals nothin
 
 from __future__ import annotations
 
-import math
-
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
 
 from bot import texts
-from bot.db import repo
 from bot.handlers.base import BotContext, is_private, reply
-from bot.services import phone
+from bot.services import phone, reports
+from bot.services.admin import Target, parse_target
 
 USERS_CALLBACK = "users:"
+REVOKE_CALLBACK = "revoke:"
+MAX_STATS_DAYS = 366
 
 
-def _is_admin(update: Update, context: BotContext) -> bool:
+def _admin_id(update: Update, context: BotContext) -> int | None:
     user = update.effective_user
-    return is_private(update) and user is not None and user.id in context.services.admin_ids
+    if is_private(update) and user is not None and user.id in context.services.admin_ids:
+        return user.id
+    return None
+
+
+async def _refuse(update: Update) -> None:
+    if update.callback_query is not None:
+        await update.callback_query.answer()
+    else:
+        await reply(update, texts.NOT_ALLOWED)
 
 
 async def users(update: Update, context: BotContext) -> None:
     """/users [page]: one page of verified users, newest first, with paging buttons."""
-    if not _is_admin(update, context):
-        await reply(update, texts.NOT_ALLOWED)
+    admin = _admin_id(update, context)
+    if admin is None:
+        await _refuse(update)
         return
     page = 1
     if context.args:
         arg = context.args[0]
-        page = int(arg) if arg.isdigit() and 0 < len(arg) < 7 else 1
-    text, markup = await _users_page(context, page)
+        page = int(arg) if arg.isdigit() and len(arg) < 7 else 1
+    text, markup = await _users_page(context, page, admin)
     await reply(update, text, reply_markup=markup)
 
 
 async def users_page_button(update: Update, context: BotContext) -> None:
     """A paging button under a /users answer: show that page in the same message."""
     query = update.callback_query
-    if query is None:
-        return
-    if not _is_admin(update, context):
-        await query.answer()
+    admin = _admin_id(update, context)
+    if query is None or admin is None:
+        await _refuse(update)
         return
     raw = (query.data or "").removeprefix(USERS_CALLBACK)
-    page = int(raw) if raw.isdigit() else 1
-    text, markup = await _users_page(context, page)
+    page = int(raw) if raw.isdigit() and len(raw) < 7 else 1
+    text, markup = await _users_page(context, page, admin)
     await query.answer()
     await query.edit_message_text(text, reply_markup=markup)
 
 
-async def _users_page(context: BotContext, page: int) -> tuple[str, InlineKeyboardMarkup | None]:
+async def _users_page(
+    context: BotContext, page: int, admin: int
+) -> tuple[str, InlineKeyboardMarkup | None]:
     services = context.services
-    size = services.users_page_size
-    async with services.sessions() as session:
-        total = await repo.count_logins(session)
-        pages = max(1, math.ceil(total / size))
-        page = min(max(page, 1), pages)
-        rows = await repo.page_logins(session, offset=(page - 1) * size, limit=size)
+    rows, page, pages, total = await services.admin.users_page(
+        page, size=services.users_page_size, by=f"admin {admin}"
+    )
     if total == 0:
         return texts.USERS_EMPTY, None
     lines = [texts.USERS_HEADER.format(total=total, page=page, pages=pages)]
-    for row in rows:
-        name = row.full_name or "?"
-        if row.username:
-            name += f" (@{row.username})"
-        lines.append(
-            texts.USERS_LINE.format(
-                number=phone.pretty(row.phone_number),
-                chat_id=row.chat_id,
-                name=name,
-                when=row.verified_at.strftime("%Y-%m-%d %H:%M UTC"),
-            )
+    lines += [
+        texts.USERS_LINE.format(
+            number=phone.pretty(row.phone_number),
+            chat_id=row.chat_id,
+            name=reports.display_name(row.full_name, row.username),
+            when=row.verified_at.strftime("%Y-%m-%d %H:%M UTC"),
         )
+        for row in rows
+    ]
     buttons = []
     if page > 1:
         buttons.append(
@@ -82,9 +87,98 @@ async def _users_page(context: BotContext, page: int) -> tuple[str, InlineKeyboa
     return "\n".join(lines), InlineKeyboardMarkup([buttons]) if buttons else None
 
 
+async def user(update: Update, context: BotContext) -> None:
+    """/user <number | chat id | @username>: the current login and the last 20 events."""
+    admin = _admin_id(update, context)
+    if admin is None:
+        await _refuse(update)
+        return
+    target = parse_target(" ".join(context.args or []))
+    if target is None:
+        await reply(update, texts.USER_USAGE)
+        return
+    report = await context.services.admin.lookup(target, by=f"admin {admin}")
+    await reply(update, reports.user_report(report))
+
+
+async def revoke(update: Update, context: BotContext) -> None:
+    """/revoke <number | chat id>: ask for confirmation, then end that login."""
+    admin = _admin_id(update, context)
+    if admin is None:
+        await _refuse(update)
+        return
+    query = " ".join(context.args or [])
+    target = parse_target(query)
+    if target is None or target.kind == "username":
+        await reply(update, texts.REVOKE_USAGE)
+        return
+    login = await context.services.admin.login_of(target)
+    if login is None:
+        await reply(update, texts.REVOKE_NOTHING.format(query=query))
+        return
+    buttons = InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton(
+                    texts.REVOKE_YES, callback_data=f"{REVOKE_CALLBACK}{login.chat_id}"
+                ),
+                InlineKeyboardButton(texts.REVOKE_NO, callback_data=f"{REVOKE_CALLBACK}no"),
+            ]
+        ]
+    )
+    await reply(
+        update,
+        texts.REVOKE_CONFIRM.format(number=phone.pretty(login.phone_number), chat_id=login.chat_id),
+        reply_markup=buttons,
+    )
+
+
+async def revoke_button(update: Update, context: BotContext) -> None:
+    """The confirmation of /revoke."""
+    query = update.callback_query
+    admin = _admin_id(update, context)
+    if query is None or admin is None:
+        await _refuse(update)
+        return
+    await query.answer()
+    raw = (query.data or "").removeprefix(REVOKE_CALLBACK)
+    if not raw.removeprefix("-").isdigit():
+        await query.edit_message_text(texts.REVOKE_KEPT)
+        return
+    revoked = await context.services.admin.revoke(
+        Target("chat", chat_id=int(raw)), by=f"admin {admin}"
+    )
+    if revoked is None:
+        await query.edit_message_text(texts.REVOKE_NOTHING.format(query=f"chat {raw}"))
+        return
+    await query.edit_message_text(
+        texts.REVOKED.format(number=phone.pretty(revoked.phone_number), chat_id=revoked.chat_id)
+    )
+
+
+async def stats(update: Update, context: BotContext) -> None:
+    """/stats [days]: starts, verified, conversion, failures and limits, per day and country."""
+    if _admin_id(update, context) is None:
+        await _refuse(update)
+        return
+    days = 7
+    if context.args:
+        arg = context.args[0]
+        if not (arg.isdigit() and 1 <= int(arg) <= MAX_STATS_DAYS):
+            await reply(update, texts.STATS_USAGE)
+            return
+        days = int(arg)
+    await reply(update, reports.stats_text(await context.services.admin.stats(days)))
+
+
 def build_admin_handlers() -> list[BaseHandler[Update, BotContext, object]]:
-    """Admin handlers; they go before the login conversation, so /users works mid-flow."""
+    """Admin handlers; they go before the login conversation, so they work mid-flow."""
+    private = filters.ChatType.PRIVATE
     return [
-        CommandHandler("users", users, filters=filters.ChatType.PRIVATE),
+        CommandHandler("users", users, filters=private),
+        CommandHandler("user", user, filters=private),
+        CommandHandler("revoke", revoke, filters=private),
+        CommandHandler("stats", stats, filters=private),
         CallbackQueryHandler(users_page_button, pattern=f"^{USERS_CALLBACK}"),
+        CallbackQueryHandler(revoke_button, pattern=f"^{REVOKE_CALLBACK}"),
     ]

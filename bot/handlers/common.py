@@ -21,7 +21,18 @@ PRIVATE = filters.ChatType.PRIVATE
 GROUPS = filters.ChatType.GROUPS
 
 # Commands that carry or reveal a number: only in private chats.
-PRIVATE_COMMANDS = ("login", "logout", "whoami", "status", "cancel", "forget", "users")
+PRIVATE_COMMANDS = (
+    "login",
+    "logout",
+    "whoami",
+    "status",
+    "cancel",
+    "forget",
+    "users",
+    "user",
+    "revoke",
+    "stats",
+)
 
 
 async def show_help(update: Update, context: BotContext) -> None:

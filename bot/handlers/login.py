@@ -186,8 +186,6 @@ async def got_code(update: Update, context: BotContext) -> str | int:
         await _delete_quietly(update)
         number = phone.pretty(outcome.phone_number or "")
         await reply(update, texts.VERIFIED.format(number=number))
-        if outcome.moved_from_chat is not None:
-            await _tell_moved(context, outcome.moved_from_chat, number)
         return END
     if result is CodeResult.WRONG:
         await reply(update, texts.WRONG_CODE.format(tries=texts.tries(outcome.tries_left)))
@@ -306,6 +304,7 @@ class FlowConversationHandler(ConversationHandler[BotContext]):
         chat_id = update.effective_chat.id
         try:
             step = await context.services.login.step_of(chat_id)
+            notice = await context.services.login.take_notice(chat_id)
         except Exception as error:
             # Without the stored step no handler can act correctly: apologise once, stop here.
             logger.error(
@@ -316,6 +315,10 @@ class FlowConversationHandler(ConversationHandler[BotContext]):
             )
             await reply(update, texts.APOLOGY)
             raise ApplicationHandlerStop from None
+        if notice is not None:
+            kind, number = notice
+            template = texts.NOTICE_MOVED if kind == "number_moved" else texts.NOTICE_REVOKED
+            await reply(update, template.format(number=phone.pretty(number or "")))
         key = (chat_id,)
         # ConversationHandler keeps its states in this dict; no public setter exists. The
         # database is the source of truth, so we overwrite what memory thinks.

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from bot.services.admin import AdminService
 from bot.services.login import LoginService
 from bot.services.verification import VerifyClient
 
@@ -18,6 +19,7 @@ class Services:
     sessions: async_sessionmaker[AsyncSession]
     verify: VerifyClient
     login: LoginService
+    admin: AdminService
     admin_ids: frozenset[int]
     code_length: int
     can_call: bool  # the workflow has a voice call after its first channel

@@ -16,8 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.db import repo
 from bot.db.models import LoginFlow, VerifiedUser
 from bot.services import limits as limits_rules
+from bot.services.audit import Audit, Event
 from bot.services.limits import Limits, Refusal
-from bot.services.phone import PhoneNumber, mask, number_hash, parse_e164
+from bot.services.phone import PhoneNumber, mask, parse_e164
 from bot.services.verification import FailureKind, VerifyClient, VerifyFailure
 
 logger = logging.getLogger(__name__)
@@ -126,14 +127,14 @@ class LoginService:
         verify: VerifyClient,
         limits: Limits,
         policy: FlowPolicy,
-        hash_key: bytes,
+        audit: Audit,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._sessions = sessions
+        self._audit = audit
         self._verify = verify
         self._limits = limits
         self._policy = policy
-        self._hash_key = hash_key
         self._now = clock
 
     # ---- reading ------------------------------------------------------------------------
@@ -164,6 +165,19 @@ class LoginService:
             # merge() below overwrites the loaded row in place: keep what we need first.
             running = previous.request_id if previous and previous.step == Step.CODE else None
             login = await repo.get_login(session, chat_id=person.chat_id)
+            if running:
+                await self._audit.record(
+                    session,
+                    Event.CANCELLED,
+                    chat_id=person.chat_id,
+                    user_id=person.user_id,
+                    e164=previous.phone_number if previous else None,
+                    request_id=running,
+                    detail="restarted",
+                )
+            await self._audit.record(
+                session, Event.LOGIN_STARTED, chat_id=person.chat_id, user_id=person.user_id
+            )
             await repo.put_flow(
                 session,
                 flow=LoginFlow(
@@ -187,8 +201,17 @@ class LoginService:
         refusal = limits_rules.destination_refusal(self._limits, number)
         if refusal is not None:
             logger.info("Refused %s for chat %s: %s", number.masked, person.chat_id, refusal.rule)
+            async with self._sessions.begin() as session:
+                await self._audit.record(
+                    session,
+                    Event.LIMITED,
+                    chat_id=person.chat_id,
+                    user_id=person.user_id,
+                    e164=number.e164,
+                    detail=refusal.rule,
+                )
             return NumberOutcome(NumberResult.REFUSED, refusal=refusal)
-        hashed = number_hash(number.e164, key=self._hash_key)
+        hashed = self._audit.hash(number.e164)
 
         async with self._sessions.begin() as session:
             flow = await repo.get_flow(session, chat_id=person.chat_id)
@@ -203,7 +226,16 @@ class LoginService:
             refusal = await limits_rules.rate_refusal(
                 session, self._limits, chat_id=person.chat_id, number_hash=hashed, now=now
             )
-            if refusal is None:
+            if refusal is not None:
+                await self._audit.record(
+                    session,
+                    Event.LIMITED,
+                    chat_id=person.chat_id,
+                    user_id=person.user_id,
+                    e164=number.e164,
+                    detail=refusal.rule,
+                )
+            else:
                 start_id = await repo.add_start(
                     session,
                     chat_id=person.chat_id,
@@ -221,9 +253,11 @@ class LoginService:
         try:
             request_id = await self._start_or_recover(person, number)
         except VerifyFailure as failure:
-            return await self._start_failed(failure, start_id)
+            return await self._start_failed(person, number, failure, start_id)
         if request_id is None:
-            await self._uncount(start_id)
+            await self._start_failed(
+                person, number, VerifyFailure(FailureKind.CONFLICT, status=409), start_id
+            )
             return NumberOutcome(NumberResult.NUMBER_BUSY)
         if isinstance(request_id, _Reused):
             return await self._code_sent(person, number, request_id.request_id, reused=True)
@@ -255,6 +289,29 @@ class LoginService:
                 verified_at=self._now(),
             )
             await repo.delete_flow(session, chat_id=person.chat_id)
+            await self._audit.record(
+                session,
+                Event.VERIFIED,
+                chat_id=person.chat_id,
+                user_id=person.user_id,
+                e164=phone,
+                request_id=flow.request_id,
+            )
+            if moved_from is not None:
+                await self._audit.record(
+                    session,
+                    Event.NUMBER_MOVED,
+                    chat_id=moved_from,
+                    e164=phone,
+                    detail=f"to chat {person.chat_id}",
+                )
+                await repo.put_notice(
+                    session,
+                    chat_id=moved_from,
+                    kind="number_moved",
+                    phone_number=phone,
+                    at=self._now(),
+                )
         logger.info("Chat %s verified %s", person.chat_id, mask(phone))
         if moved_from is not None:
             logger.info(
@@ -284,7 +341,7 @@ class LoginService:
                 session,
                 self._limits,
                 chat_id=person.chat_id,
-                number_hash=number_hash(number.e164, key=self._hash_key),
+                number_hash=self._audit.hash(number.e164),
                 now=self._now(),
             )
         if refusal is not None:
@@ -318,6 +375,7 @@ class LoginService:
             current = await repo.get_flow(session, chat_id=chat_id)
             if current is not None and current.request_id == flow.request_id:
                 current.code_sent_at = self._now()
+                await self._flow_event(session, flow, Event.CODE_SENT, "voice")
         return CallResult.CALLING
 
     async def forget(self, chat_id: int) -> None:
@@ -328,24 +386,44 @@ class LoginService:
             await repo.delete_login(session, chat_id=chat_id)
             await repo.delete_flow(session, chat_id=chat_id)
             await repo.forget_chat_starts(session, chat_id=chat_id)
+            await repo.take_notice(session, chat_id=chat_id)
+            await repo.anonymise_chat_events(session, chat_id=chat_id)
+            await self._audit.record(session, Event.FORGOTTEN, chat_id=0)
         logger.info("Chat %s asked to be forgotten; done", chat_id)
 
-    async def cancel(self, chat_id: int) -> bool:
+    async def cancel(self, chat_id: int, *, reason: str | None = None) -> bool:
         """End the chat's login flow, cancelling its Verify request; False if there was none."""
         async with self._sessions.begin() as session:
             flow = await repo.get_flow(session, chat_id=chat_id)
             if flow is None:
                 return False
             await repo.delete_flow(session, chat_id=chat_id)
+            if flow.step != Step.EXPIRED:
+                await self._flow_event(session, flow, Event.CANCELLED, reason)
         if flow.step == Step.CODE and flow.request_id:
             await self._cancel_quietly(flow.request_id)
         return flow.step != Step.EXPIRED
 
     async def logout(self, chat_id: int) -> VerifiedUser | None:
         """End the chat's login (and any flow in progress); returns what it was."""
-        await self.cancel(chat_id)
+        await self.cancel(chat_id, reason="logout")
         async with self._sessions.begin() as session:
-            return await repo.delete_login(session, chat_id=chat_id)
+            login = await repo.delete_login(session, chat_id=chat_id)
+            if login is not None:
+                await self._audit.record(
+                    session,
+                    Event.LOGGED_OUT,
+                    chat_id=chat_id,
+                    user_id=login.user_id,
+                    e164=login.phone_number,
+                )
+            return login
+
+    async def take_notice(self, chat_id: int) -> tuple[str, str | None] | None:
+        """A notice left for the chat (its login moved or was revoked), once."""
+        async with self._sessions.begin() as session:
+            notice = await repo.take_notice(session, chat_id=chat_id)
+        return (notice.kind, notice.phone_number) if notice is not None else None
 
     async def take_expired_notice(self, chat_id: int) -> bool:
         """True once after the chat's code expired unused (the notice is then consumed)."""
@@ -387,6 +465,7 @@ class LoginService:
                 return
             current.step = Step.EXPIRED
             current.request_id = None
+            await self._flow_event(session, flow, Event.EXPIRED)
         if flow.request_id:
             await self._cancel_quietly(flow.request_id)
         logger.info("Code for chat %s expired", flow.chat_id)
@@ -426,15 +505,37 @@ class LoginService:
                 flow.code_sent_at = now
                 flow.expires_at = now + timedelta(seconds=self._policy.code_ttl_seconds)
             await repo.put_flow(session, flow=flow)
+            await self._audit.record(
+                session,
+                Event.CODE_SENT,
+                chat_id=person.chat_id,
+                user_id=person.user_id,
+                e164=number.e164,
+                request_id=request_id,
+                detail="reused" if reused else None,
+            )
         logger.info("Code sent to %s for chat %s", number.masked, person.chat_id)
         result = NumberResult.ALREADY_SENT if reused else NumberResult.CODE_SENT
         return NumberOutcome(result, expires_at=flow.expires_at, phone_number=number.e164)
 
-    async def _start_failed(self, failure: VerifyFailure, start_id: int) -> NumberOutcome:
-        if failure.status is not None:
-            # Vonage answered, so nothing was sent: the start does not count against the user.
-            await self._uncount(start_id)
+    async def _start_failed(
+        self, person: Person, number: PhoneNumber, failure: VerifyFailure, start_id: int
+    ) -> NumberOutcome:
         kind = failure.kind
+        reason = "number_busy" if kind is FailureKind.CONFLICT else kind.value
+        async with self._sessions.begin() as session:
+            if failure.status is not None:
+                # Vonage answered, so nothing was sent: the start does not count against
+                # the user.
+                await repo.remove_start(session, start_id=start_id)
+            await self._audit.record(
+                session,
+                Event.FAILED,
+                chat_id=person.chat_id,
+                user_id=person.user_id,
+                e164=number.e164,
+                detail=reason,
+            )
         if kind is FailureKind.INVALID_NUMBER:
             return NumberOutcome(NumberResult.INVALID_NUMBER)
         if kind is FailureKind.RATE_LIMITED:
@@ -452,8 +553,10 @@ class LoginService:
                     return CodeOutcome(CodeResult.NO_FLOW)
                 current.tries_left = max(current.tries_left - 1, 0)
                 tries_left = current.tries_left
+                await self._flow_event(session, flow, Event.CODE_WRONG, f"{tries_left} left")
                 if tries_left == 0:
                     await repo.delete_flow(session, chat_id=flow.chat_id)
+                    await self._flow_event(session, flow, Event.FAILED, "too_many_wrong")
             if tries_left == 0:
                 if flow.request_id:
                     await self._cancel_quietly(flow.request_id)
@@ -462,14 +565,16 @@ class LoginService:
         if kind in (FailureKind.TOO_MANY_WRONG, FailureKind.NOT_FOUND):
             async with self._sessions.begin() as session:
                 await repo.delete_flow(session, chat_id=flow.chat_id)
+                if kind is FailureKind.TOO_MANY_WRONG:
+                    await self._flow_event(session, flow, Event.FAILED, "too_many_wrong")
+                else:
+                    await self._flow_event(session, flow, Event.EXPIRED, "unknown to vonage")
             if kind is FailureKind.TOO_MANY_WRONG:
                 return CodeOutcome(CodeResult.TOO_MANY)
             return CodeOutcome(CodeResult.EXPIRED)
-        return CodeOutcome(CodeResult.UNAVAILABLE, alert=await self._account_alert(kind))
-
-    async def _uncount(self, start_id: int) -> None:
         async with self._sessions.begin() as session:
-            await repo.remove_start(session, start_id=start_id)
+            await self._flow_event(session, flow, Event.FAILED, f"check_{kind.value}")
+        return CodeOutcome(CodeResult.UNAVAILABLE, alert=await self._account_alert(kind))
 
     async def _cancel_quietly(self, request_id: str) -> None:
         """Cancel a request we no longer want; it expires by itself if Vonage cannot be reached."""
@@ -477,6 +582,20 @@ class LoginService:
             await self._verify.cancel(request_id)
         except VerifyFailure as failure:
             logger.info("Could not cancel a Verify request: %s", failure.kind)
+
+    async def _flow_event(
+        self, session: AsyncSession, flow: LoginFlow, event: Event, detail: str | None = None
+    ) -> None:
+        """Record an event about a flow, with the flow's chat, number and request."""
+        await self._audit.record(
+            session,
+            event,
+            chat_id=flow.chat_id,
+            user_id=flow.user_id,
+            e164=flow.phone_number,
+            request_id=flow.request_id,
+            detail=detail,
+        )
 
     async def _account_alert(self, kind: FailureKind) -> str | None:
         """For credential and credit trouble: the alert admins should get, once an hour."""

@@ -1,0 +1,219 @@
+"""What admins can ask and do, for Telegram and the command line alike: find a user, see
+their history, revoke a login, and read the numbers that show whether the bot is abused.
+Every lookup is itself recorded in the audit trail."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.db import repo
+from bot.db.models import AuthEvent, VerifiedUser
+from bot.services import phone
+from bot.services.audit import Audit, Event
+
+# A country whose codes are mostly never used is the mark of SMS pumping: flag a conversion
+# rate below this once a country has enough starts to judge.
+PUMPING_CONVERSION = 0.3
+PUMPING_MIN_STARTS = 10
+HISTORY = 20
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Who an admin asked about: a chat id, a number or a @username."""
+
+    kind: str  # "chat", "number", "username"
+    chat_id: int | None = None
+    e164: str | None = None
+    username: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UserReport:
+    """A user's current login and their recent history."""
+
+    target: Target
+    login: VerifiedUser | None
+    chat_id: int | None
+    events: Sequence[AuthEvent]
+    # For a number: the chats that used it before, newest first.
+    chats_of_number: Sequence[int] = ()
+
+
+@dataclass(slots=True)
+class Counts:
+    """Starts and verifications, and the rate between them."""
+
+    starts: int = 0
+    verified: int = 0
+
+    @property
+    def conversion(self) -> float | None:
+        """Verified per start, or None before any start."""
+        return self.verified / self.starts if self.starts else None
+
+
+@dataclass(slots=True)
+class Stats:
+    """The figures of `/stats` and `python -m bot stats`."""
+
+    days: int
+    since: datetime
+    total: Counts = field(default_factory=Counts)
+    per_day: dict[str, Counts] = field(default_factory=dict)
+    per_country: dict[int, Counts] = field(default_factory=dict)
+    failures: dict[str, int] = field(default_factory=dict)
+    limits: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def suspicious_countries(self) -> list[int]:
+        """Calling codes whose conversion is low enough to suggest SMS pumping."""
+        return sorted(
+            code
+            for code, counts in self.per_country.items()
+            if counts.starts >= PUMPING_MIN_STARTS
+            and (counts.conversion or 0.0) < PUMPING_CONVERSION
+        )
+
+
+def parse_target(text: str) -> Target | None:
+    """`@username`; a number written with `+` or `00` (any common form); or a chat id
+    (plain digits, negative for groups). None if it is none of these."""
+    query = text.strip()
+    if query.startswith("@") and len(query) > 1:
+        return Target("username", username=query[1:])
+    if query.startswith(("+", "00")):
+        number = phone.parse(query)
+        return Target("number", e164=number.e164) if number is not None else None
+    if query.removeprefix("-").isdigit() and len(query) <= 20:
+        return Target("chat", chat_id=int(query))
+    return None
+
+
+class AdminService:
+    """Admin lookups, revocations and statistics."""
+
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        audit: Audit,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._sessions = sessions
+        self._audit = audit
+        self._now = clock
+
+    async def users_page(
+        self, page: int, *, size: int, by: str
+    ) -> tuple[Sequence[VerifiedUser], int, int, int]:
+        """One page of logins, newest first: (rows, page, pages, total)."""
+        async with self._sessions.begin() as session:
+            total = await repo.count_logins(session)
+            pages = max(1, -(-total // size))
+            page = min(max(page, 1), pages)
+            rows = await repo.page_logins(session, offset=(page - 1) * size, limit=size)
+            await self._audit.record(
+                session, Event.ADMIN_LOOKUP, chat_id=0, detail=f"by {by}: users page {page}"
+            )
+        return rows, page, pages, total
+
+    async def lookup(self, target: Target, *, by: str) -> UserReport:
+        """The target's login and last events; recorded as an admin lookup."""
+        async with self._sessions.begin() as session:
+            login = await self._find_login(session, target)
+            chat_id = login.chat_id if login is not None else target.chat_id
+            chats: Sequence[int] = ()
+            if target.e164 is not None:
+                hashed = self._audit.hash(target.e164)
+                chats = await repo.chats_of_number(session, number_hash=hashed)
+                if chat_id is None and chats:
+                    chat_id = chats[0]
+            events: Sequence[AuthEvent] = ()
+            if chat_id is not None:
+                events = await repo.recent_events(session, limit=HISTORY, chat_id=chat_id)
+            await self._audit.record(
+                session,
+                Event.ADMIN_LOOKUP,
+                chat_id=chat_id or 0,
+                e164=target.e164,
+                detail=f"by {by}: {target.kind}",
+            )
+        return UserReport(target, login, chat_id, events, chats)
+
+    async def revoke(self, target: Target, *, by: str) -> VerifiedUser | None:
+        """End the target's login; the user is told on their next message."""
+        async with self._sessions.begin() as session:
+            login = await self._find_login(session, target)
+            if login is None:
+                return None
+            await repo.delete_login(session, chat_id=login.chat_id)
+            await self._audit.record(
+                session,
+                Event.REVOKED,
+                chat_id=login.chat_id,
+                user_id=login.user_id,
+                e164=login.phone_number,
+                detail=f"by {by}",
+            )
+            await repo.put_notice(
+                session,
+                chat_id=login.chat_id,
+                kind="revoked",
+                phone_number=login.phone_number,
+                at=self._now(),
+            )
+        return login
+
+    async def login_of(self, target: Target) -> VerifiedUser | None:
+        """The target's current login, without recording a lookup (for confirmations)."""
+        async with self._sessions() as session:
+            return await self._find_login(session, target)
+
+    async def stats(self, days: int) -> Stats:
+        """Starts, verifications, failures and limits over the last `days` days (UTC days)."""
+        now = self._now()
+        since = (now - timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
+        stats = Stats(days=days, since=since)
+        failures: dict[str, int] = defaultdict(int)
+        limits: dict[str, int] = defaultdict(int)
+        async with self._sessions() as session:
+            rows = await repo.event_counts(session, since=since)
+        for day, event, country, detail, count in rows:
+            if event == Event.CODE_SENT and detail is None:
+                bucket = "starts"
+            elif event == Event.VERIFIED:
+                bucket = "verified"
+            else:
+                if event == Event.FAILED:
+                    failures[detail or "unknown"] += count
+                elif event == Event.LIMITED:
+                    limits[detail or "unknown"] += count
+                continue
+            for counts in (
+                stats.total,
+                stats.per_day.setdefault(day, Counts()),
+                stats.per_country.setdefault(country or 0, Counts()),
+            ):
+                setattr(counts, bucket, getattr(counts, bucket) + count)
+        stats.per_day = dict(sorted(stats.per_day.items()))
+        stats.per_country = dict(
+            sorted(stats.per_country.items(), key=lambda item: -item[1].starts)
+        )
+        stats.failures = dict(sorted(failures.items(), key=lambda item: -item[1]))
+        stats.limits = dict(sorted(limits.items(), key=lambda item: -item[1]))
+        return stats
+
+    async def _find_login(self, session: AsyncSession, target: Target) -> VerifiedUser | None:
+        if target.kind == "chat" and target.chat_id is not None:
+            return await repo.get_login(session, chat_id=target.chat_id)
+        if target.kind == "number" and target.e164 is not None:
+            return await repo.login_by_number(session, phone_number=target.e164)
+        if target.kind == "username" and target.username:
+            return await repo.login_by_username(session, username=target.username)
+        return None

@@ -1,0 +1,72 @@
+"""The audit trail's vocabulary and the one way events are written: inside the caller's
+transaction, with the number only masked and hashed."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.db import repo
+from bot.services import phone
+
+
+class Event(enum.StrEnum):
+    """The events of `auth_events.event` (public interface: operators query them)."""
+
+    LOGIN_STARTED = "login_started"
+    CODE_SENT = "code_sent"
+    CODE_WRONG = "code_wrong"
+    VERIFIED = "verified"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+    LIMITED = "limited"
+    LOGGED_OUT = "logged_out"
+    REVOKED = "revoked"
+    NUMBER_MOVED = "number_moved"
+    FORGOTTEN = "forgotten"
+    ADMIN_LOOKUP = "admin_lookup"
+
+
+class Audit:
+    """Writes audit events."""
+
+    def __init__(self, *, hash_key: bytes, clock: Callable[[], datetime]) -> None:
+        self._hash_key = hash_key
+        self._now = clock
+
+    def hash(self, e164: str) -> str:
+        """The keyed hash under which a number is recorded."""
+        return phone.number_hash(e164, key=self._hash_key)
+
+    async def record(
+        self,
+        session: AsyncSession,
+        event: Event,
+        *,
+        chat_id: int,
+        user_id: int | None = None,
+        e164: str | None = None,
+        request_id: str | None = None,
+        detail: str | None = None,
+    ) -> None:
+        """Append one event in the session's transaction."""
+        country: int | None = None
+        if e164:
+            parsed = phone.parse(e164)
+            country = parsed.country_code if parsed else None
+        await repo.add_event(
+            session,
+            at=self._now(),
+            event=event.value,
+            chat_id=chat_id,
+            user_id=user_id,
+            number_masked=phone.mask(e164) if e164 else None,
+            number_hash=self.hash(e164) if e164 else None,
+            country_code=country,
+            request_id=request_id,
+            detail=detail[:64] if detail else None,
+        )
