@@ -1,5 +1,5 @@
 """Command line: `python -m bot [run]` starts the bot; `users`, `events` and `stats` are the
-admin commands (see `python -m bot --help`)."""
+admin commands; `demo` tries the bot without credentials (see `python -m bot --help`)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,45 @@ def _parser() -> argparse.ArgumentParser:
     from bot import cli
 
     cli.add_admin_commands(commands)
+    demo = commands.add_parser(
+        "demo",
+        help="try the bot without credentials: a whole login in this terminal",
+        description=DEMO_DESCRIPTION,
+        epilog=DEMO_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    demo.add_argument(
+        "--script",
+        metavar="FILE",
+        help="play the conversation in FILE ('-' for stdin; the default when stdin is not a "
+        "terminal), print the transcript and exit",
+    )
+    demo.add_argument("--verbose", action="store_true", help="also show the bot's INFO log")
     return parser
+
+
+DEMO_DESCRIPTION = """\
+Run the real bot against built-in stand-ins for the Telegram Bot API and Vonage Verify v2,
+both on 127.0.0.1, with a throwaway SQLite database (or DATABASE_URL from the environment).
+No token or Vonage account is needed; credentials in the environment or .env are ignored, so
+nothing reaches Telegram and no SMS is sent. The terminal is your Telegram chat: the bot's
+answers are printed with their buttons numbered, and the code the stand-in Verify "sends" is
+printed as [SMS to ...]."""
+
+DEMO_EPILOG = """\
+in the chat:
+  /login, a number, the code, /whoami, /logout, ...   go to the bot as messages
+  1, 2, ...           press the button with that number
+  /contact [NUMBER]   share your contact (the "Share my phone number" button)
+  /admin, /admin off  become the admin user (try /users), or the normal user again
+  /quit, Ctrl-D       end the demo
+
+scripts: one message per line; empty lines and lines starting with # are skipped;
+{code} is the last code sent, {wrong_code} a surely wrong one. After each line the demo
+waits for the bot's answer; it exits with status 1 if the bot does not answer.
+
+example:
+  printf '/login\\n+44 7400 123123\\n{code}\\n/whoami\\n' | python -m bot demo --script -"""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -33,6 +71,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command in ("users", "events", "stats"):
         return _admin(args)
+    if args.command == "demo":
+        from bot import demo
+
+        return demo.main(args.script, verbose=args.verbose)
     return _run()
 
 

@@ -10,8 +10,8 @@ v2 API, both listening on 127.0.0.1 only. The terminal is the Telegram chat:
 * the stand-in Verify prints the code it would have sent (`[SMS to +44 7400 123123] ...`).
 
 Demo-only commands (never sent to the bot): `/contact [NUMBER]` shares your contact, as the
-"Share my phone number" button does; `/admin` makes you the admin user, `/user` the normal
-user again; `/quit` ends the demo.
+"Share my phone number" button does; `/admin` makes you the admin user, `/admin off` the
+normal user again; `/quit` ends the demo.
 
 With a script (a file, or stdin when it is not a terminal) each line is one message; lines
 that are empty or start with `#` are skipped; `{code}` stands for the last code the stand-in
@@ -305,9 +305,7 @@ class Chat:
             return line
         if self.last_code is None:
             raise LookupError("no code was sent yet")
-        return line.replace(WRONG_CODE, wrong_code(self.last_code)).replace(
-            CODE, self.last_code
-        )
+        return line.replace(WRONG_CODE, wrong_code(self.last_code)).replace(CODE, self.last_code)
 
     def act(self, line: str) -> bool | None:
         """Do what a line says. True: something went to the bot (an answer is due); False:
@@ -317,8 +315,8 @@ class Chat:
         chat_id = self.persona.user_id
         if command in ("/quit", "/exit"):
             return None
-        if command in ("/admin", "/user"):
-            self.persona = ADMIN if command == "/admin" else USER
+        if command == "/admin":
+            self.persona = USER if rest.strip().lower() == "off" else ADMIN
             self.note(f"you are now {self.persona.describe()}")
             return False
         if command == "/contact":
@@ -409,7 +407,8 @@ Type what you would send it:
                       (default {phone.pretty("+" + USER.phone_number)})
   1, 2, ...           press the button with that number under the bot's last message
   /whoami /logout /cancel /help /privacy /forget   the bot's own commands
-  /admin, /user       become {ADMIN.first_name}, an admin (try /users), or {USER.first_name} again
+  /admin              become {ADMIN.first_name}, an admin (try /users and /stats)
+  /admin off          be {USER.first_name} again
   /quit or Ctrl-D     end the demo
 Database: {database}.
 """

@@ -257,10 +257,7 @@ async def remind(update: Update, context: BotContext) -> str | int:
     chat_id = person_of(update).chat_id
     step = await services.login.step_of(chat_id)
     if step == Step.CODE:
-        async with services.sessions() as session:
-            from bot.db import repo
-
-            flow = await repo.get_flow(session, chat_id=chat_id)
+        flow = await services.login.flow_of(chat_id)
         number = phone.pretty(flow.phone_number or "") if flow else ""
         await reply(
             update, texts.WAITING_FOR_CODE.format(length=services.code_length, number=number)

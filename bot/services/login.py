@@ -144,6 +144,11 @@ class LoginService:
         async with self._sessions() as session:
             return await repo.get_login(session, chat_id=chat_id)
 
+    async def flow_of(self, chat_id: int) -> LoginFlow | None:
+        """The chat's login in progress, as stored."""
+        async with self._sessions() as session:
+            return await repo.get_flow(session, chat_id=chat_id)
+
     async def step_of(self, chat_id: int) -> Step | None:
         """Where the chat's login flow is, after expiring a code whose time is up."""
         async with self._sessions() as session:

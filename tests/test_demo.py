@@ -1,0 +1,208 @@
+"""`python -m bot demo`: the real bot against the built-in stand-ins, driven by a script."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+import bot.demo
+from bot.__main__ import main
+from bot.db.models import LoginFlow, VerifiedUser
+from bot.demo import USER, run_demo
+from bot.sandbox import FakeTelegram
+
+NUMBER = "+44 7400 123123"
+SMS = re.compile(r"\[SMS to \+44 7400 123123\] Your AcmeLogin code is (\d{6})")
+
+LOGIN_WRONG_CODE_LOGOUT = """\
+# a whole login with one wrong code, then out again
+/login
++44 7400 123123
+{wrong_code}
+
+{code}
+/whoami
+/logout
+"""
+
+
+async def play(script: str, database_url: str | None = None) -> tuple[int, list[str], str]:
+    """Run the demo in this process; returns its status, transcript lines and error output."""
+    out, err = io.StringIO(), io.StringIO()
+    status = await run_demo(io.StringIO(script), out, database_url=database_url, err=err)
+    return status, out.getvalue().splitlines(), err.getvalue()
+
+
+def assert_in_order(lines: list[str], *expected: str) -> None:
+    """Each expected line occurs, after the one before it."""
+    position = -1
+    for line in expected:
+        assert line in lines[position + 1 :], f"{line!r} missing after line {position}: {lines}"
+        position = lines.index(line, position + 1)
+
+
+async def test_scripted_login_with_a_wrong_code_and_logout(
+    database_url: str, db: async_sessionmaker[AsyncSession]
+) -> None:
+    status, lines, err = await play(LOGIN_WRONG_CODE_LOGOUT, database_url)
+
+    assert status == 0, err
+    assert err == ""
+    sms = [match for line in lines if (match := SMS.fullmatch(line))]
+    assert len(sms) == 1, lines
+    code = sms[0].group(1)
+    wrong = "".join(str((int(d) + 1) % 10) for d in code)
+    assert_in_order(
+        lines,
+        "you: /login",
+        "bot: Send me your phone number with its country code, such as +44 7400 123123, "
+        "or tap the button below to share the number of this Telegram account.",
+        "  [1] Share my phone number",
+        f"you: {NUMBER}",
+        sms[0].group(0),
+        "  [1] Send a new code  [2] Call me instead",
+        f"you: {wrong}",
+        "bot: That code is not right. 2 tries left.",
+        f"you: {code}",
+        f"bot: You are logged in as {NUMBER}.",
+        "you: /whoami",
+        "you: /logout",
+        f"bot: You are logged out. {NUMBER} is no longer linked to this chat.",
+    )
+    # Comments and empty lines are not sent; every line gets its answer before the next.
+    assert [line for line in lines if line.startswith("you: ")] == [
+        "you: /login",
+        f"you: {NUMBER}",
+        f"you: {wrong}",
+        f"you: {code}",
+        "you: /whoami",
+        "you: /logout",
+    ]
+    whoami = lines[lines.index("you: /whoami") + 1]
+    assert re.fullmatch(rf"bot: You are logged in as \{NUMBER} \(since [\d:-]+ UTC\)\.", whoami)
+
+    async with db() as session:
+        assert await session.scalar(select(func.count()).select_from(VerifiedUser)) == 0
+        assert await session.scalar(select(func.count()).select_from(LoginFlow)) == 0
+
+
+async def test_share_contact_button_logs_in_and_the_database_keeps_it(
+    database_url: str, db: async_sessionmaker[AsyncSession]
+) -> None:
+    status, lines, err = await play("/login\n1\n{code}\n", database_url)
+
+    assert status == 0, err
+    assert_in_order(
+        lines,
+        "you: 1",
+        f"-- you share your contact: {NUMBER}",
+        f"bot: You are logged in as {NUMBER}.",
+    )
+    async with db() as session:
+        users = (await session.scalars(select(VerifiedUser))).all()
+    assert [(u.chat_id, u.user_id, u.phone_number) for u in users] == [
+        (USER.user_id, USER.user_id, "+447400123123")
+    ]
+
+
+async def test_the_demo_ignores_real_credentials_and_settings(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    junk = {
+        "TELEGRAM_BOT_TOKEN": "123:real-looking-token",
+        "TELEGRAM_BASE_URL": "http://127.0.0.1:9/bot",
+        "VONAGE_API_KEY": "real-key",
+        "VONAGE_API_SECRET": "real-secret",
+        "VONAGE_APPLICATION_ID": "real-application",
+        "VONAGE_PRIVATE_KEY": str(tmp_path / "no-such-key.pem"),
+        "VONAGE_API_HOST": "127.0.0.1:9",
+        "VONAGE_BRAND": "Leaked",
+        "ALLOWED_COUNTRY_CODES": "49",
+        "LIMIT_STARTS_PER_HOUR": "not a number",
+        "DATABASE_URL": "mysql://nowhere/db",
+        "REQUESTS_CA_BUNDLE": str(tmp_path / "no-such-ca.pem"),
+        # A proxy would swallow the calls to 127.0.0.1; the demo must go direct.
+        "HTTPS_PROXY": "http://127.0.0.1:9",
+        "HTTP_PROXY": "http://127.0.0.1:9",
+        "ALL_PROXY": "http://127.0.0.1:9",
+    }
+    for name, value in junk.items():
+        monkeypatch.setenv(name, value)
+    (tmp_path / ".env").write_text("TELEGRAM_BOT_TOKEN=456:from-dotenv\nVONAGE_BRAND=DotEnv\n")
+    monkeypatch.chdir(tmp_path)
+
+    status, lines, err = await play("/login\n+44 7400 123123\n{code}\n")
+
+    assert status == 0, err
+    assert any(SMS.fullmatch(line) for line in lines), lines
+    assert f"bot: You are logged in as {NUMBER}." in lines
+    # What the demo changed while it ran is back as it was.
+    assert {name: os.environ.get(name) for name in junk} == junk
+
+
+async def test_exits_non_zero_when_the_bot_stops_answering(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class SilencedTelegram(FakeTelegram):
+        """Telegram refuses every message the bot sends to the demo user."""
+
+        async def start(self) -> None:
+            await super().start()
+            self.block_user(USER.user_id)
+
+    monkeypatch.setattr(bot.demo, "FakeTelegram", SilencedTelegram)
+    out, err = io.StringIO(), io.StringIO()
+
+    status = await run_demo(io.StringIO("/login\n/whoami\n"), out, err=err, reply_timeout=1.5)
+
+    assert status == 1
+    assert out.getvalue() == "you: /login\n"
+    assert err.getvalue() == "error: the bot did not answer '/login' within 1.5 s\n"
+
+
+async def test_a_code_placeholder_before_any_code_is_an_error() -> None:
+    status, lines, err = await play("/help\n{code}\n/whoami\n")
+
+    assert status == 1
+    assert lines[0] == "you: /help"
+    assert not any(line.startswith("you: /whoami") for line in lines)
+    assert err == "error: '{code}': no code was sent yet\n"
+
+
+def test_demo_help_documents_the_script_format(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo", "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for needle in ("--script FILE", "{code}", "/contact", "/admin", "DATABASE_URL"):
+        assert needle in text
+
+
+@pytest.mark.parametrize("args", [["--script", "-"], []], ids=["script-stdin", "piped-stdin"])
+def test_python_m_bot_demo_plays_a_script_from_stdin(tmp_path: Path, args: list[str]) -> None:
+    """As a newcomer runs it: no credentials, no .env, only PATH in the environment."""
+    result = subprocess.run(  # noqa: S603 - our own interpreter and module
+        [sys.executable, "-m", "bot", "demo", *args],
+        input="/login\n+44 7400 123123\n000000\n{code}\n/whoami\n/logout\n",
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={"PATH": os.environ.get("PATH", "")},
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""  # quiet: no log lines by default
+    lines = result.stdout.splitlines()
+    assert lines[0] == "you: /login"
+    assert f"bot: You are logged in as {NUMBER}." in lines
+    assert lines[-1] == f"bot: You are logged out. {NUMBER} is no longer linked to this chat."
+    assert list(tmp_path.iterdir()) == []  # the throwaway database lived elsewhere
