@@ -18,7 +18,8 @@ from telegram.ext import (
 )
 
 from bot.config import Settings, hash_key
-from bot.db.engine import make_engine, make_sessionmaker
+from bot.db.engine import is_sqlite, make_engine, make_sessionmaker
+from bot.db.locks import ChatLocks
 from bot.handlers.admin import build_admin_handlers
 from bot.handlers.base import BotApp, BotContext, BotData
 from bot.handlers.common import build_common_handlers
@@ -121,14 +122,29 @@ def build_application(
             await application.bot.set_my_commands(COMMANDS)
         except Exception as error:
             logger.warning("Could not set the command menu: %s", type(error).__name__)
+        processor = application.update_processor
+        if not is_sqlite(settings.database_url) and isinstance(
+            processor, ChatOrderedUpdateProcessor
+        ):
+            # Several processes may share PostgreSQL: serialise each chat across all of them.
+            processor.chat_locks = ChatLocks(
+                settings.database_url, size=min(settings.max_concurrent_updates, 40)
+            )
         if sweep_seconds > 0:
-            sweeper.append(asyncio.create_task(_sweep(login, sweep_seconds), name="sweeper"))
+            sweeper.append(
+                asyncio.create_task(
+                    _sweep(login, sweep_seconds, processor_locks(application)), name="sweeper"
+                )
+            )
 
     async def post_shutdown(application: BotApp) -> None:
         for task in sweeper:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        locks = processor_locks(application)
+        if locks is not None:
+            await locks.close()
         services = application.bot_data.services
         if services is not None:
             await asyncio.to_thread(services.verify.close)
@@ -181,12 +197,20 @@ def add_handlers(application: BotApp) -> None:
     application.add_error_handler(on_error)
 
 
-async def _sweep(login: LoginService, every: float) -> None:
+def processor_locks(application: BotApp) -> ChatLocks | None:
+    """The cross-process chat locks, when the database is PostgreSQL."""
+    processor = application.update_processor
+    return processor.chat_locks if isinstance(processor, ChatOrderedUpdateProcessor) else None
+
+
+async def _sweep(login: LoginService, every: float, locks: ChatLocks | None) -> None:
     """Expire codes nobody used, and cancel their Verify requests, every few seconds."""
     while True:
         await asyncio.sleep(every)
         try:
             await login.expire_due()
+            if locks is not None:
+                await locks.purge()
         except Exception:
             logger.exception("Sweeping expired logins failed; trying again later")
 

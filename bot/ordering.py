@@ -8,11 +8,13 @@ and the updates of one chat one after another, each after the previous one has f
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Coroutine
 from typing import Any
 
 from telegram import Update
 from telegram.ext import BaseUpdateProcessor
+
+from bot.db.locks import ChatLocks
 
 
 class ChatOrderedUpdateProcessor(BaseUpdateProcessor):
@@ -22,6 +24,8 @@ class ChatOrderedUpdateProcessor(BaseUpdateProcessor):
         super().__init__(max_concurrent_updates)
         # chat id -> (lock, number of updates holding or waiting for it)
         self._locks: dict[int, tuple[asyncio.Lock, int]] = {}
+        #: Cross-process locks (PostgreSQL), set once the database is known.
+        self.chat_locks: ChatLocks | None = None
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
         """Run the update once every earlier update of its chat has finished."""
@@ -35,13 +39,24 @@ class ChatOrderedUpdateProcessor(BaseUpdateProcessor):
         self._locks[key] = (lock, users + 1)
         try:
             async with lock:
-                await coroutine
+                await self._run(update, key, coroutine)
         finally:
             lock_now, users_now = self._locks[key]
             if users_now <= 1:
                 del self._locks[key]
             else:
                 self._locks[key] = (lock_now, users_now - 1)
+
+    async def _run(self, update: object, chat_id: int, coroutine: Awaitable[Any]) -> None:
+        if self.chat_locks is None or not isinstance(update, Update):
+            await coroutine
+            return
+        async with self.chat_locks.hold(chat_id, update.update_id) as fresh:
+            if fresh:
+                await coroutine
+            elif isinstance(coroutine, Coroutine):
+                # Another process (or an earlier delivery) already handled this update.
+                coroutine.close()
 
     async def initialize(self) -> None:
         """Nothing to set up."""

@@ -11,6 +11,7 @@ from sqlalchemy.engine import Connection
 
 from bot.config import DatabaseSettings
 from bot.db.engine import is_sqlite, make_engine
+from bot.db.locks import MIGRATIONS_NAMESPACE
 from bot.db.models import Base
 
 config = context.config
@@ -19,8 +20,6 @@ if config.config_file_name is not None and not config.attributes.get("skip_loggi
 
 target_metadata = Base.metadata
 
-# Any constant works; it only has to be the same for every process migrating this database.
-_MIGRATION_LOCK_ID = 0x10C1_0B07
 
 
 def _url() -> str:
@@ -34,7 +33,9 @@ def _run(connection: Connection) -> None:
     if connection.dialect.name == "postgresql":
         # Two processes starting together must not both run the same migration: the second
         # waits here, then finds the database already at head.
-        connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID})
+        connection.execute(
+            text("SELECT pg_advisory_xact_lock(:namespace, 0)"), {"namespace": MIGRATIONS_NAMESPACE}
+        )
     context.configure(
         connection=connection,
         target_metadata=target_metadata,

@@ -137,3 +137,13 @@ class ChatNotice(Base):
     kind: Mapped[str] = mapped_column(String(24))
     phone_number: Mapped[str | None] = mapped_column(String(16))
     at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ProcessedUpdate(Base):
+    """Telegram updates already handled (PostgreSQL deployments with several processes):
+    an update delivered twice, or to two processes, is acted on once."""
+
+    __tablename__ = "processed_updates"
+
+    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)

@@ -10,6 +10,7 @@ from sqlalchemy import String, delete, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.db.locks import NUMBERS_NAMESPACE
 from bot.db.models import (
     AdminAlert,
     AuthEvent,
@@ -152,7 +153,8 @@ async def lock_number(session: AsyncSession, *, number_hash: str) -> None:
     """
     if session.bind.dialect.name == "postgresql":
         await session.execute(
-            text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": number_hash}
+            text("SELECT pg_advisory_xact_lock(:namespace, hashtext(:key))"),
+            {"namespace": NUMBERS_NAMESPACE, "key": number_hash},
         )
 
 
