@@ -4,6 +4,7 @@ admin commands; `demo` tries the bot without credentials (see `python -m bot --h
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import sys
 from collections.abc import Sequence
@@ -106,7 +107,11 @@ def _run() -> int:
     from bot.db.migrate import upgrade_sync
 
     secrets = [settings.telegram_bot_token.get_secret_value()]
-    for secret in (settings.vonage_api_secret, settings.vonage_private_key):
+    for secret in (
+        settings.vonage_api_secret,
+        settings.vonage_private_key,
+        settings.webhook_secret,
+    ):
         if secret is not None:
             secrets.append(secret.get_secret_value())
     logs.configure(settings.log_level, secrets=secrets)
@@ -114,6 +119,11 @@ def _run() -> int:
     log.info("Migrating the database to the latest revision")
     upgrade_sync(settings.database_url)
     application = build_application(settings)
+    if settings.webhook_url:
+        from bot.webhook import serve
+
+        asyncio.run(serve(application, settings))
+        return 0
     log.info("Starting to poll for updates")
     application.run_polling(allowed_updates=allowed_updates())
     return 0

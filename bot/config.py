@@ -92,6 +92,11 @@ class Settings(DatabaseSettings):
     denied_country_codes: Annotated[list[int], NoDecode] = []
     denied_number_prefixes: Annotated[list[str], NoDecode] = []
 
+    webhook_url: str | None = None
+    webhook_listen: str = "127.0.0.1"
+    webhook_port: int = Field(default=8443, ge=1, le=65535)
+    webhook_secret: SecretStr | None = None
+
     log_level: str = "INFO"
 
     @field_validator(
@@ -142,6 +147,26 @@ class Settings(DatabaseSettings):
             raise ValueError("must be an http(s) URL such as https://api.telegram.org/bot")
         return value
 
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not value.startswith("https://") or len(value) < 10:
+            raise ValueError("must be the public https:// URL Telegram posts updates to")
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        secret = value.get_secret_value()
+        allowed = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+        if len(secret) > 256 or not set(secret) <= allowed:
+            raise ValueError("must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
+        return value
+
     @field_validator("log_level")
     @classmethod
     def _level(cls, value: str) -> str:
@@ -170,6 +195,12 @@ class Settings(DatabaseSettings):
                 "vonage_api_key",
                 "is missing: set VONAGE_API_KEY and VONAGE_API_SECRET, "
                 "or VONAGE_APPLICATION_ID and VONAGE_PRIVATE_KEY",
+            )
+        if self.webhook_url and self.webhook_secret is None:
+            raise _setting_error(
+                "webhook_secret",
+                "is needed with WEBHOOK_URL: a random string that Telegram sends back with "
+                "every update (for example from `openssl rand -hex 32`)",
             )
         if self.verify_channel_timeout * len(self.verify_workflow) > self.verify_code_ttl_seconds:
             raise _setting_error(

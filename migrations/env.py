@@ -21,7 +21,6 @@ if config.config_file_name is not None and not config.attributes.get("skip_loggi
 target_metadata = Base.metadata
 
 
-
 def _url() -> str:
     url = config.attributes.get("database_url")
     if isinstance(url, str):

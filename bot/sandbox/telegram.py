@@ -962,6 +962,13 @@ class FakeTelegram(SandboxServer):
         """Number of updates not yet confirmed by a later ``getUpdates`` offset."""
         return len(self._updates)
 
+    def take_updates(self) -> list[dict[str, Any]]:
+        """Remove and return every pending update, for delivering them some other way (as
+        Telegram does to a webhook); a poller will not see them."""
+        taken, self._updates = self._updates, []
+        self._notify()
+        return taken
+
     @property
     def webhook_url(self) -> str:
         return self._webhook_url

@@ -1,0 +1,115 @@
+"""Webhook mode in-process: the secret token is checked before anything else, updates are
+handled before the answer, and /healthz tells whether the database answers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.db.models import LoginFlow
+from bot.handlers.base import BotApp
+from bot.sandbox import FakeTelegram
+from bot.webhook import SECRET_HEADER, webhook_app
+from tests.conftest import Clock, stop_bot
+
+SECRET = "s3cret-token_for-tests"
+
+
+class Hook:
+    """A running webhook server for one started bot."""
+
+    def __init__(self, url: str, http: aiohttp.ClientSession) -> None:
+        self.url = url
+        self.http = http
+
+    async def post(self, update: dict[str, Any], secret: str | None = SECRET) -> int:
+        headers = {SECRET_HEADER: secret} if secret is not None else {}
+        async with self.http.post(f"{self.url}/hook/path", json=update, headers=headers) as r:
+            return r.status
+
+    async def health(self) -> int:
+        async with self.http.get(f"{self.url}/healthz") as response:
+            return response.status
+
+
+@pytest.fixture
+async def serve_hook(
+    make_settings: Callable[..., Any], clock: Clock
+) -> AsyncIterator[Callable[..., Any]]:
+    """Start the bot (no polling) behind the webhook server on a free port."""
+    from bot.app import build_application
+
+    cleanups: list[Callable[[], Any]] = []
+    http = aiohttp.ClientSession()
+
+    async def start(**overrides: Any) -> Hook:
+        application: BotApp = build_application(
+            make_settings(**overrides), clock=clock, sweep_seconds=0
+        )
+        await application.initialize()
+        assert application.post_init is not None
+        await application.post_init(application)
+        await application.start()
+        runner = web.AppRunner(webhook_app(application, path="/hook/path", secret=SECRET))
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+
+        async def cleanup() -> None:
+            await runner.cleanup()
+            await stop_bot(application)
+
+        cleanups.append(cleanup)
+        return Hook(f"http://127.0.0.1:{port}", http)
+
+    yield start
+    for cleanup in reversed(cleanups):
+        await cleanup()
+    await http.close()
+
+
+async def test_updates_without_the_secret_are_refused_and_reach_no_handler(
+    tg: FakeTelegram, serve_hook: Callable[..., Any], db: async_sessionmaker[AsyncSession]
+) -> None:
+    hook: Hook = await serve_hook()
+    tg.user(1001, "Ada")
+    tg.send_text(1001, "/login")
+    (update,) = tg.take_updates()
+    assert await hook.post(update, secret=None) == 403
+    assert await hook.post(update, secret="wrong") == 403
+    await tg.wait_idle()
+    assert tg.messages(1001) == []
+    async with db() as session:
+        assert (await session.execute(select(LoginFlow))).first() is None
+
+    assert await hook.post(update) == 200
+    # Handled before the answer: the reply is already there.
+    assert "phone number" in tg.messages(1001)[0].text
+    async with db() as session:
+        assert (await session.execute(select(LoginFlow))).first() is not None
+
+
+async def test_garbage_bodies_are_refused(serve_hook: Callable[..., Any]) -> None:
+    hook: Hook = await serve_hook()
+    async with hook.http.post(
+        f"{hook.url}/hook/path", data=b"not json", headers={SECRET_HEADER: SECRET}
+    ) as response:
+        assert response.status == 400
+
+
+async def test_healthz_answers_200_with_a_database_and_503_without(
+    serve_hook: Callable[..., Any], tmp_path: Any
+) -> None:
+    healthy: Hook = await serve_hook()
+    assert await healthy.health() == 200
+    broken: Hook = await serve_hook(
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/missing/dir/bot.db"
+    )
+    assert await broken.health() == 503
