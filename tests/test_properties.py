@@ -6,6 +6,7 @@ a valid number of the sender's own, no login without a completed check."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
@@ -42,7 +43,7 @@ ACTION = st.one_of(
     st.tuples(st.just("code"), st.sampled_from(["right", "wrong", "junk", "spaced"])),
     st.tuples(st.just("contact"), st.sampled_from(["own", "other", "none"])),
     st.tuples(st.just("media"), st.sampled_from(["sticker", "photo", "location", "voice"])),
-    st.tuples(st.just("edit"), st.sampled_from(VALID + ["123456"])),
+    st.tuples(st.just("edit"), st.sampled_from([*VALID, "123456"])),
     st.tuples(st.just("group"), st.sampled_from(["/login", "+44 7400 123123", "/whoami"])),
 )
 STEP = st.lists(
@@ -89,12 +90,13 @@ def _send(
             ledger.own_numbers.add("447400777888")
         return True
     if kind == "media":
-        {
+        media: dict[str, Callable[[int], int]] = {
             "sticker": tg.send_sticker,
             "photo": tg.send_photo,
             "voice": tg.send_voice,
             "location": tg.send_location,
-        }[value](chat)
+        }
+        media[value](chat)
         return True
     if kind == "edit":
         if chat in ledger.last_text:
