@@ -8,10 +8,14 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from bot.config import Settings, SettingError, describe_error
+from bot.config import SettingError, Settings, describe_error
 
 ROOT = Path(__file__).resolve().parents[1]
-BASE = {"telegram_bot_token": "1:x", "vonage_api_key": "k", "vonage_api_secret": "s"}
+BASE: dict[str, Any] = {
+    "telegram_bot_token": "1:x",
+    "vonage_api_key": "k",
+    "vonage_api_secret": "s",
+}
 
 
 def _error(**values: Any) -> str:
