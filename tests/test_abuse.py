@@ -3,17 +3,19 @@ should not, and the flow's state only changes when it should."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+import requests
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db.models import LoginFlow, VerificationStart, VerifiedUser
 from bot.handlers.base import BotApp
 from bot.sandbox import FakeTelegram, FakeVerify
-from tests.conftest import ADMIN_ID, Chat, Clock, login, stop_bot
+from tests.conftest import ADMIN_ID, VONAGE_KEY, VONAGE_SECRET, Chat, Clock, login, stop_bot
 
 NUMBER = "+44 7400 123123"
 
@@ -476,3 +478,39 @@ async def test_forget_erases_the_chat_after_confirmation(
         starts = (await session.execute(select(VerificationStart))).scalars().all()
     assert [s.chat_id for s in starts] == [0]  # the hashed number stays for the limits
     assert all("447400123123" not in s.number_hash for s in starts)
+
+
+async def test_stranded_verification_for_the_number_is_cancelled_and_a_new_one_starts(
+    chat: Chat, verify: FakeVerify, db: async_sessionmaker[AsyncSession]
+) -> None:
+    # A request nobody owns any more (say the bot crashed right after Vonage accepted it)
+    # makes Vonage answer 409 to the next start for that number.
+    stranded = await asyncio.to_thread(
+        requests.post,
+        f"{verify.url}/v2/verify",
+        json={"brand": "X", "workflow": [{"channel": "sms", "to": "447400123123"}]},
+        auth=(VONAGE_KEY, VONAGE_SECRET),
+        verify=str(verify.ca_path),
+        timeout=5,
+    )
+    stranded_id = stranded.json()["request_id"]
+    await chat.send("/login")
+    assert "code is on its way" in await chat.number(NUMBER)
+    assert verify.verification(stranded_id).status == "cancelled"
+    assert await chat.say(verify.last_code()) == "You are logged in as +44 7400 123123."
+
+
+async def test_a_burst_from_one_chat_is_handled_in_order(
+    tg: FakeTelegram, chat: Chat, verify: FakeVerify
+) -> None:
+    verify.latency = 0.3
+    # /login and the number arrive together: the number must meet the NUMBER step.
+    tg.send_text(chat.id, "/login")
+    tg.send_text(chat.id, NUMBER)
+    tg.send_text(chat.id, "/whoami")
+    texts = [m.text for m in await tg.wait_for_messages(chat.id, 4, timeout=10)]
+    assert "phone number" in texts[0]
+    assert "code is on its way" in texts[1]
+    assert texts[2].startswith("No code?")
+    assert texts[3] == "You are not logged in yet; a login is in progress. /cancel stops it."
+    assert len(verify.calls("start")) == 1

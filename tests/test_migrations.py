@@ -64,3 +64,25 @@ def test_alembic_command_line_reads_database_url(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     _, tables = asyncio.run(_diff_and_tables(url))
     assert "verified_users" in tables
+
+
+def test_two_processes_migrating_at_once_both_succeed(database_url: str) -> None:
+    # The fixture migrated already: go back to an empty database first.
+    downgrade_sync(database_url, "base")
+    env = {"PATH": os.environ.get("PATH", ""), "DATABASE_URL": database_url}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "alembic", "upgrade", "head"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        for _ in range(2)
+    ]
+    for proc in procs:
+        output, _ = proc.communicate(timeout=120)
+        assert proc.returncode == 0, output.decode()
+    diff, tables = asyncio.run(_diff_and_tables(database_url))
+    assert diff == []
+    assert "auth_events" in tables
