@@ -43,7 +43,7 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy bot tests
+	$(BIN)/mypy bot tests bench
 
 # Sequential on purpose (also under make -j): lint, then SQLite, then PostgreSQL.
 test: $(STAMP)

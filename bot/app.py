@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import datetime
+from typing import Any
 
 from telegram import BotCommand, Update
 from telegram.ext import (
@@ -34,6 +35,11 @@ from bot.services.login import FlowPolicy, LoginService, utcnow
 from bot.services.verification import VerifyClient, VerifyConfig
 
 logger = logging.getLogger(__name__)
+
+JSONDict = dict[str, Any]  # what the Bot API answers, as PTB types it
+
+# Bot API calls on the wire at once (getUpdates has its own connection).
+TELEGRAM_IN_FLIGHT = 8
 
 # How often the sweeper looks for codes that expired unused.
 SWEEP_SECONDS = 15.0
@@ -86,10 +92,12 @@ def build_application(
             settings.database_url, pool_size=min(settings.vonage_max_concurrency, 50)
         )
         sessions = make_sessionmaker(engine)
+        readers = make_sessionmaker(engine, readonly=True)
         verify = verify_client(settings)
         audit = Audit(hash_key=hash_key(settings), clock=clock)
         login = LoginService(
             sessions=sessions,
+            readers=readers,
             verify=verify,
             limits=Limits(
                 cooldown_seconds=settings.limit_cooldown_seconds,
@@ -112,7 +120,7 @@ def build_application(
             sessions=sessions,
             verify=verify,
             login=login,
-            admin=AdminService(sessions=sessions, audit=audit, clock=clock),
+            admin=AdminService(sessions=sessions, readers=readers, audit=audit, clock=clock),
             admin_ids=frozenset(settings.bot_admin_ids),
             code_length=settings.verify_code_length,
             can_call="voice" in settings.verify_workflow[1:],
@@ -158,17 +166,45 @@ def build_application(
         .context_types(ContextTypes(context=BotContext, bot_data=BotData))
         .concurrent_updates(update_processor(settings))
         .rate_limiter(
-            AIORateLimiter(
-                overall_max_rate=settings.telegram_max_messages_per_second, max_retries=3
+            BoundedRateLimiter(
+                max_in_flight=TELEGRAM_IN_FLIGHT,
+                overall_max_rate=settings.telegram_max_messages_per_second,
+                max_retries=3,
             )
         )
-        .connection_pool_size(max(8, min(settings.max_concurrent_updates, 512)))
+        .connection_pool_size(TELEGRAM_IN_FLIGHT + 4)
+        .pool_timeout(30)
         .post_init(post_init)
         .post_shutdown(post_shutdown)
         .build()
     )
     add_handlers(application)
     return application
+
+
+class BoundedRateLimiter(AIORateLimiter):
+    """PTB's rate limiter (Telegram's flood limits, 429 retries), with at most a few Bot API
+    calls on the wire at once: beyond that, each extra concurrent call only makes the HTTP
+    connection pool slower for all of them (httpcore scans its whole pool per request)."""
+
+    def __init__(self, *, max_in_flight: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._in_flight = asyncio.Semaphore(max_in_flight)
+
+    async def process_request(
+        self,
+        callback: Callable[..., Coroutine[Any, Any, bool | JSONDict | list[JSONDict]]],
+        args: Any,
+        kwargs: dict[str, Any],
+        endpoint: str,
+        data: dict[str, Any],
+        rate_limit_args: int | None,
+    ) -> bool | JSONDict | list[JSONDict]:
+        """Wait for a free slot, then let PTB's limiter send the request."""
+        async with self._in_flight:
+            return await super().process_request(
+                callback, args, kwargs, endpoint, data, rate_limit_args
+            )
 
 
 def update_processor(settings: Settings) -> BaseUpdateProcessor:

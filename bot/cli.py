@@ -130,10 +130,12 @@ def event_record(event: AuthEvent) -> dict[str, object]:
 async def _on_database(
     settings: DatabaseSettings,
     work: Callable[[async_sessionmaker[AsyncSession]], Awaitable[int]],
+    *,
+    readonly: bool = True,
 ) -> int:
     engine = make_engine(settings.database_url, pool_size=1)
     try:
-        return await work(make_sessionmaker(engine))
+        return await work(make_sessionmaker(engine, readonly=readonly))
     except (OperationalError, ProgrammingError) as error:
         print(
             f"error: cannot read the database ({type(error.orig).__name__}); "
@@ -151,9 +153,10 @@ async def _with_admin(
     audit = Audit(hash_key=hash_key(settings), clock=utcnow)
 
     async def run(sessions: async_sessionmaker[AsyncSession]) -> int:
+        # Lookups and revocations write audit events: these sessions may write.
         return await work(AdminService(sessions=sessions, audit=audit, clock=utcnow))
 
-    return await _on_database(settings, run)
+    return await _on_database(settings, run, readonly=False)
 
 
 def _actor() -> str:

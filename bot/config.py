@@ -74,7 +74,7 @@ class Settings(DatabaseSettings):
     vonage_api_host: str = "api.nexmo.com"
     vonage_brand: str = Field(default="Login", min_length=1, max_length=16)
     vonage_timeout_seconds: int = Field(default=10, ge=1, le=120)
-    vonage_max_concurrency: int = Field(default=64, ge=1, le=1024)
+    vonage_max_concurrency: int = Field(default=128, ge=1, le=1024)
 
     bot_admin_ids: Annotated[list[int], NoDecode] = []
 

@@ -12,6 +12,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+READONLY_OPTION = "bot_readonly"
+
 
 def is_sqlite(url: str) -> bool:
     """Whether a database URL names an SQLite database."""
@@ -22,7 +24,17 @@ def make_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
     """An async engine tuned for the bot: WAL and immediate write locks on SQLite,
     a pool large enough for concurrent updates on PostgreSQL."""
     if is_sqlite(url):
-        engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
+        # One connection per process: SQLite runs one writer at a time anyway, and several
+        # connections of one process would only queue in SQLite's busy handler (which sleeps
+        # and is unfair) instead of in the pool (which is first come, first served).
+        engine = create_async_engine(
+            url,
+            connect_args={"timeout": 30},
+            hide_parameters=True,
+            pool_size=1,
+            max_overflow=0,
+            pool_timeout=600,
+        )
         _sqlite_tuning(engine)
         return engine
     return create_async_engine(
@@ -37,8 +49,10 @@ def make_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
 
 def _sqlite_tuning(engine: AsyncEngine) -> None:
     # pysqlite's own transaction handling starts transactions lazily and never for DDL; take
-    # it over so every transaction is BEGIN IMMEDIATE: a writer waits for the lock up front
-    # (busy timeout) instead of failing with "database is locked" half-way through.
+    # it over so every writing transaction is BEGIN IMMEDIATE: a writer waits for the lock up
+    # front (busy timeout) instead of failing with "database is locked" half-way through.
+    # Readers (`make_sessionmaker(..., readonly=True)`) take no lock and never block writers
+    # of other processes (WAL).
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
@@ -51,9 +65,16 @@ def _sqlite_tuning(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        if not conn.get_execution_options().get(READONLY_OPTION, False):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Readers run in autocommit: each SELECT sees the latest committed data on its own
+        # and a read-only session costs no BEGIN/COMMIT round trips.
 
 
-def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """Sessions that keep their objects readable after commit."""
-    return async_sessionmaker(engine, expire_on_commit=False)
+def make_sessionmaker(
+    engine: AsyncEngine, *, readonly: bool = False
+) -> async_sessionmaker[AsyncSession]:
+    """Sessions that keep their objects readable after commit. Read-only ones take no write
+    lock on SQLite (elsewhere they are ordinary sessions; only use them for reading)."""
+    bind = engine.execution_options(**{READONLY_OPTION: True}) if readonly else engine
+    return async_sessionmaker(bind, expire_on_commit=False)

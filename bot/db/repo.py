@@ -178,6 +178,35 @@ async def starts_since(
     return int(count), oldest, newest
 
 
+async def start_counts(
+    session: AsyncSession,
+    *,
+    chat_id: int,
+    number_hash: str,
+    hour_ago: datetime,
+    day_ago: datetime,
+) -> tuple[int, int, datetime | None, int, int, datetime | None]:
+    """In one query, for the chat and for the number: starts in the last hour, in the last
+    day, and the newest start (chat first, then number)."""
+    vs = VerificationStart
+    by_chat = vs.chat_id == chat_id
+    by_number = vs.number_hash == number_hash
+    last_hour = vs.created_at > hour_ago
+    row = (
+        await session.execute(
+            select(
+                func.count().filter(by_chat, last_hour),
+                func.count().filter(by_chat),
+                func.max(vs.created_at).filter(by_chat),
+                func.count().filter(by_number, last_hour),
+                func.count().filter(by_number),
+                func.max(vs.created_at).filter(by_number),
+            ).where(vs.created_at > day_ago, by_chat | by_number)
+        )
+    ).one()
+    return int(row[0]), int(row[1]), row[2], int(row[3]), int(row[4]), row[5]
+
+
 async def oldest_starts(
     session: AsyncSession,
     *,
@@ -360,6 +389,11 @@ async def put_notice(
 ) -> None:
     """Leave a chat a notice for its next message (replacing an older one)."""
     await session.merge(ChatNotice(chat_id=chat_id, kind=kind, phone_number=phone_number, at=at))
+
+
+async def get_notice(session: AsyncSession, *, chat_id: int) -> ChatNotice | None:
+    """The chat's pending notice, if any (left in place)."""
+    return await session.get(ChatNotice, chat_id)
 
 
 async def take_notice(session: AsyncSession, *, chat_id: int) -> ChatNotice | None:

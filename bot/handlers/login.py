@@ -80,8 +80,7 @@ async def start_login(update: Update, context: BotContext) -> str:
     """Open (or restart) a login: store step NUMBER, ask for the phone number."""
     services = context.services
     person = person_of(update)
-    restarting = await services.login.step_of(person.chat_id) in (Step.NUMBER, Step.CODE)
-    login = await services.login.begin(person)
+    login, restarting = await services.login.begin(person)
     if restarting:
         await reply(update, texts.RESTARTED)
     if login is not None:
@@ -300,8 +299,7 @@ class FlowConversationHandler(ConversationHandler[BotContext]):
             return
         chat_id = update.effective_chat.id
         try:
-            step = await context.services.login.step_of(chat_id)
-            notice = await context.services.login.take_notice(chat_id)
+            step, notice = await context.services.login.chat_state(chat_id)
         except Exception as error:
             # Without the stored step no handler can act correctly: apologise once, stop here.
             logger.error(

@@ -102,10 +102,13 @@ class AdminService:
         self,
         *,
         sessions: async_sessionmaker[AsyncSession],
+        readers: async_sessionmaker[AsyncSession] | None = None,
         audit: Audit,
         clock: Callable[[], datetime],
     ) -> None:
         self._sessions = sessions
+        # Sessions that only read (no write lock on SQLite); the writers' if none are given.
+        self._readers = readers or sessions
         self._audit = audit
         self._now = clock
 
@@ -172,7 +175,7 @@ class AdminService:
 
     async def login_of(self, target: Target) -> VerifiedUser | None:
         """The target's current login, without recording a lookup (for confirmations)."""
-        async with self._sessions() as session:
+        async with self._readers() as session:
             return await self._find_login(session, target)
 
     async def stats(self, days: int) -> Stats:
@@ -182,7 +185,7 @@ class AdminService:
         stats = Stats(days=days, since=since)
         failures: dict[str, int] = defaultdict(int)
         limits: dict[str, int] = defaultdict(int)
-        async with self._sessions() as session:
+        async with self._readers() as session:
             rows = await repo.event_counts(session, since=since)
         for day, event, country, detail, count in rows:
             if event == Event.CODE_SENT and detail is None:

@@ -54,23 +54,40 @@ async def rate_refusal(
     """The limit a new start would break now, with the time it frees up; None if it may go.
 
     The caller holds the number's lock (`repo.lock_number`) for the rest of its transaction,
-    so two starts cannot both pass the same last free slot.
+    so two starts cannot both pass the same last free slot. Two queries when nothing is
+    over a limit; the times a limit frees up are looked up only for a refusal.
     """
+    (
+        chat_hour,
+        chat_day,
+        chat_newest,
+        number_hour,
+        number_day,
+        number_newest,
+    ) = await repo.start_counts(
+        session,
+        chat_id=chat_id,
+        number_hash=number_hash,
+        hour_ago=now - HOUR,
+        day_ago=now - DAY,
+    )
     refusals: list[Refusal] = []
-    keys: tuple[tuple[int | None, str | None], ...] = ((chat_id, None), (None, number_hash))
-    for by_chat, by_number in keys:
-        _, _, newest = await repo.starts_since(
-            session, since=now - DAY, chat_id=by_chat, number_hash=by_number
-        )
+    keys = (
+        (chat_id, None, chat_hour, chat_day, chat_newest),
+        (None, number_hash, number_hour, number_day, number_newest),
+    )
+    for by_chat, by_number, in_hour, in_day, newest in keys:
         if newest is not None and limits.cooldown_seconds:
             cooldown_end = newest + timedelta(seconds=limits.cooldown_seconds)
             if cooldown_end > now:
                 refusals.append(Refusal("cooldown", cooldown_end))
-        for rule, window, allowed in (
-            ("hour", HOUR, limits.starts_per_hour),
-            ("day", DAY, limits.starts_per_day),
+        for rule, window, count, allowed in (
+            ("hour", HOUR, in_hour, limits.starts_per_hour),
+            ("day", DAY, in_day, limits.starts_per_day),
         ):
-            free_at = await _window_free_at(
+            if count < allowed:
+                continue
+            window_end = await _window_free_at(
                 session,
                 now=now,
                 window=window,
@@ -78,8 +95,8 @@ async def rate_refusal(
                 chat_id=by_chat,
                 number_hash=by_number,
             )
-            if free_at is not None:
-                refusals.append(Refusal(rule, free_at))
+            if window_end is not None:
+                refusals.append(Refusal(rule, window_end))
     if refusals:
         return max(refusals, key=lambda r: r.retry_at or now)
     global_end = await _window_free_at(

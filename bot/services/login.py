@@ -124,6 +124,7 @@ class LoginService:
         self,
         *,
         sessions: async_sessionmaker[AsyncSession],
+        readers: async_sessionmaker[AsyncSession] | None = None,
         verify: VerifyClient,
         limits: Limits,
         policy: FlowPolicy,
@@ -131,6 +132,8 @@ class LoginService:
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._sessions = sessions
+        # Sessions that only read (no write lock on SQLite); the writers' if none are given.
+        self._readers = readers or sessions
         self._audit = audit
         self._verify = verify
         self._limits = limits
@@ -141,34 +144,51 @@ class LoginService:
 
     async def login_of(self, chat_id: int) -> VerifiedUser | None:
         """The chat's current login, if any."""
-        async with self._sessions() as session:
+        async with self._readers() as session:
             return await repo.get_login(session, chat_id=chat_id)
 
     async def flow_of(self, chat_id: int) -> LoginFlow | None:
         """The chat's login in progress, as stored."""
-        async with self._sessions() as session:
+        async with self._readers() as session:
             return await repo.get_flow(session, chat_id=chat_id)
 
     async def step_of(self, chat_id: int) -> Step | None:
         """Where the chat's login flow is, after expiring a code whose time is up."""
-        async with self._sessions() as session:
+        step, _ = await self.chat_state(chat_id, take_notice=False)
+        return step
+
+    async def chat_state(
+        self, chat_id: int, *, take_notice: bool = True
+    ) -> tuple[Step | None, tuple[str, str | None] | None]:
+        """The chat's step (after expiring a code whose time is up) and, once, a notice left
+        for it (its login moved to another chat or was revoked): (step, (kind, number))."""
+        async with self._readers() as session:
             flow = await repo.get_flow(session, chat_id=chat_id)
+            pending = await repo.get_notice(session, chat_id=chat_id) if take_notice else None
+        notice = None
+        if pending is not None:
+            async with self._sessions.begin() as session:
+                taken = await repo.take_notice(session, chat_id=chat_id)
+            if taken is not None:
+                notice = (taken.kind, taken.phone_number)
         if flow is None:
-            return None
+            return None, notice
         if flow.step == Step.CODE and self._expired(flow):
             await self._expire(flow)
-            return Step.EXPIRED
-        return Step(flow.step)
+            return Step.EXPIRED, notice
+        return Step(flow.step), notice
 
     # ---- the flow -----------------------------------------------------------------------
 
-    async def begin(self, person: Person) -> VerifiedUser | None:
+    async def begin(self, person: Person) -> tuple[VerifiedUser | None, bool]:
         """Start (or restart) a login: the chat now waits for a number. A request still
-        running for an earlier attempt is cancelled. Returns the chat's current login."""
+        running for an earlier attempt is cancelled. Returns the chat's current login, and
+        whether a login was already in progress."""
         async with self._sessions.begin() as session:
             previous = await repo.get_flow(session, chat_id=person.chat_id)
             # merge() below overwrites the loaded row in place: keep what we need first.
             running = previous.request_id if previous and previous.step == Step.CODE else None
+            restarted = previous is not None and previous.step in (Step.NUMBER, Step.CODE)
             login = await repo.get_login(session, chat_id=person.chat_id)
             if running:
                 await self._audit.record(
@@ -199,7 +219,7 @@ class LoginService:
             )
         if running:
             await self._cancel_quietly(running)
-        return login
+        return login, restarted
 
     async def submit_number(self, person: Person, number: PhoneNumber) -> NumberOutcome:
         """Start a verification to a number, if the rules allow it."""
@@ -270,7 +290,7 @@ class LoginService:
 
     async def submit_code(self, person: Person, code: str) -> CodeOutcome:
         """Check a code against the chat's running request."""
-        async with self._sessions() as session:
+        async with self._readers() as session:
             flow = await repo.get_flow(session, chat_id=person.chat_id)
         if flow is None or flow.step != Step.CODE or not flow.request_id:
             return CodeOutcome(CodeResult.NO_FLOW)
@@ -326,7 +346,7 @@ class LoginService:
 
     async def resend_wait(self, chat_id: int) -> int | None:
         """Seconds until the chat may ask for the code again (0: now); None without a code."""
-        async with self._sessions() as session:
+        async with self._readers() as session:
             flow = await repo.get_flow(session, chat_id=chat_id)
         if flow is None or flow.step != Step.CODE or flow.code_sent_at is None:
             return None
@@ -337,7 +357,7 @@ class LoginService:
         """A new code to the same number: the old request is cancelled and a new one starts,
         under the same limits as any start (checked first, so a refused resend changes
         nothing and the old code keeps working)."""
-        async with self._sessions() as session:
+        async with self._readers() as session:
             flow = await repo.get_flow(session, chat_id=person.chat_id)
             if flow is None or flow.step != Step.CODE or not flow.phone_number:
                 return NumberOutcome(NumberResult.NO_FLOW)
@@ -363,7 +383,7 @@ class LoginService:
 
     async def call_instead(self, chat_id: int) -> CallResult:
         """Move the running request on to its next channel (a voice call)."""
-        async with self._sessions() as session:
+        async with self._readers() as session:
             flow = await repo.get_flow(session, chat_id=chat_id)
         if flow is None or flow.step != Step.CODE or not flow.request_id:
             return CallResult.NO_FLOW
@@ -424,12 +444,6 @@ class LoginService:
                 )
             return login
 
-    async def take_notice(self, chat_id: int) -> tuple[str, str | None] | None:
-        """A notice left for the chat (its login moved or was revoked), once."""
-        async with self._sessions.begin() as session:
-            notice = await repo.take_notice(session, chat_id=chat_id)
-        return (notice.kind, notice.phone_number) if notice is not None else None
-
     async def take_expired_notice(self, chat_id: int) -> bool:
         """True once after the chat's code expired unused (the notice is then consumed)."""
         if await self.step_of(chat_id) != Step.EXPIRED:
@@ -445,7 +459,7 @@ class LoginService:
         """Expire flows whose code has timed out (cancelling their requests); returns how many.
         Also drops flows and counted starts too old to matter."""
         now = self._now()
-        async with self._sessions() as session:
+        async with self._readers() as session:
             due = await repo.due_flows(session, now=now, limit=batch)
         for flow in due:
             await self._expire(flow)
@@ -484,7 +498,7 @@ class LoginService:
             if failure.kind is not FailureKind.CONFLICT or not failure.request_id:
                 raise
             running = failure.request_id
-        async with self._sessions() as session:
+        async with self._readers() as session:
             owner = await repo.flow_with_request(session, request_id=running)
         if owner is not None and owner.chat_id == person.chat_id:
             return _Reused(running)
