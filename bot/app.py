@@ -41,6 +41,15 @@ JSONDict = dict[str, Any]  # what the Bot API answers, as PTB types it
 # Bot API calls on the wire at once (getUpdates has its own connection).
 TELEGRAM_IN_FLIGHT = 8
 
+# Database connections (PostgreSQL; SQLite uses one). Transactions never wait on Vonage or
+# Telegram, so a few connections serve many concurrent updates; every extra one costs a
+# connection setup and server memory.
+DATABASE_CONNECTIONS = 8
+
+# Connections for cross-process chat locks (webhook mode on PostgreSQL): each update being
+# handled holds one, so this bounds the updates one process handles at once.
+LOCK_CONNECTIONS = 60
+
 # How often the sweeper looks for codes that expired unused.
 SWEEP_SECONDS = 15.0
 
@@ -88,9 +97,7 @@ def build_application(
     sweeper: list[asyncio.Task[None]] = []
 
     async def post_init(application: BotApp) -> None:
-        engine = make_engine(
-            settings.database_url, pool_size=min(settings.vonage_max_concurrency, 50)
-        )
+        engine = make_engine(settings.database_url, pool_size=DATABASE_CONNECTIONS)
         sessions = make_sessionmaker(engine)
         readers = make_sessionmaker(engine, readonly=True)
         verify = verify_client(settings)
@@ -131,12 +138,16 @@ def build_application(
         except Exception as error:
             logger.warning("Could not set the command menu: %s", type(error).__name__)
         processor = application.update_processor
-        if not is_sqlite(settings.database_url) and isinstance(
-            processor, ChatOrderedUpdateProcessor
+        if (
+            settings.webhook_url
+            and not is_sqlite(settings.database_url)
+            and isinstance(processor, ChatOrderedUpdateProcessor)
         ):
-            # Several processes may share PostgreSQL: serialise each chat across all of them.
+            # Webhook processes behind a load balancer may share PostgreSQL: serialise each
+            # chat across all of them. (Polling is one process by nature: Telegram answers a
+            # second poller with 409, so in-process ordering is enough there.)
             processor.chat_locks = ChatLocks(
-                settings.database_url, size=min(settings.max_concurrent_updates, 40)
+                settings.database_url, size=min(settings.max_concurrent_updates, LOCK_CONNECTIONS)
             )
         if sweep_seconds > 0:
             sweeper.append(

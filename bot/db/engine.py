@@ -41,6 +41,7 @@ def make_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
+        pool_timeout=600,
         pool_pre_ping=True,
         # error messages would otherwise carry bound values: phone numbers
         hide_parameters=True,
