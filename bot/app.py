@@ -262,6 +262,32 @@ async def _sweep(login: LoginService, every: float, locks: ChatLocks | None) -> 
             logger.exception("Sweeping expired logins failed; trying again later")
 
 
+async def start_polling(application: BotApp, *, poll_timeout: int = 10) -> None:
+    """What `run_polling()` does before it blocks, for callers that keep their own event
+    loop (the demo, the tests): initialise, create the services, start, poll."""
+    await application.initialize()
+    if application.post_init is not None:
+        await application.post_init(application)
+    await application.start()
+    if application.updater is None:
+        raise RuntimeError("the application was built without an updater")
+    await application.updater.start_polling(
+        poll_interval=0.0, timeout=poll_timeout, allowed_updates=allowed_updates()
+    )
+
+
+async def stop_polling(application: BotApp) -> None:
+    """Stop polling, finish the updates in flight, close the services. Safe to call on an
+    application that only got part way through `start_polling`."""
+    if application.updater is not None and application.updater.running:
+        await application.updater.stop()
+    if application.running:
+        await application.stop()
+    await application.shutdown()
+    if application.post_shutdown is not None:
+        await application.post_shutdown(application)
+
+
 def allowed_updates() -> list[str]:
     """The update types the bot handles (Telegram sends only these)."""
     return [Update.MESSAGE, Update.EDITED_MESSAGE, Update.CALLBACK_QUERY]

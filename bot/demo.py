@@ -41,7 +41,7 @@ from typing import Any, TextIO
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
-from bot.app import allowed_updates, build_application
+from bot.app import build_application, start_polling, stop_polling
 from bot.config import SettingError, Settings, describe_error
 from bot.db.migrate import upgrade
 from bot.handlers.base import BotApp
@@ -375,23 +375,10 @@ async def running_bot(settings: Settings) -> AsyncIterator[BotApp]:
     closed on exit."""
     application = build_application(settings)
     try:
-        await application.initialize()
-        if application.post_init is not None:
-            await application.post_init(application)
-        await application.start()
-        assert application.updater is not None
-        await application.updater.start_polling(
-            poll_interval=0.0, timeout=1, allowed_updates=allowed_updates()
-        )
+        await start_polling(application, poll_timeout=1)
         yield application
     finally:
-        if application.updater is not None and application.updater.running:
-            await application.updater.stop()
-        if application.running:
-            await application.stop()
-        await application.shutdown()
-        if application.post_shutdown is not None:
-            await application.post_shutdown(application)
+        await stop_polling(application)
 
 
 def banner(database: str) -> str:

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
-from bot.app import build_application
+from bot.app import build_application, start_polling, stop_polling
 from bot.config import Settings
 from bot.db.engine import make_engine, make_sessionmaker
 from bot.db.migrate import upgrade
@@ -139,13 +139,8 @@ async def start_bot(
 
     async def start(**overrides: Any) -> BotApp:
         application = build_application(make_settings(**overrides), clock=clock, sweep_seconds=0)
-        # What run_polling() does, step by step, so the test keeps control of the loop.
-        await application.initialize()
-        assert application.post_init is not None
-        await application.post_init(application)
-        await application.start()
-        assert application.updater is not None
-        await application.updater.start_polling(poll_interval=0.0, timeout=1)
+        # What run_polling() does, without taking over the test's event loop.
+        await start_polling(application, poll_timeout=1)
         running.append(application)
         return application
 
@@ -156,13 +151,7 @@ async def start_bot(
 
 async def stop_bot(application: BotApp) -> None:
     """Stop polling, finish in-flight updates and close everything."""
-    if application.updater is not None and application.updater.running:
-        await application.updater.stop()
-    if application.running:
-        await application.stop()
-    await application.shutdown()
-    if application.post_shutdown is not None:
-        await application.post_shutdown(application)
+    await stop_polling(application)
 
 
 @pytest.fixture
