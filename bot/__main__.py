@@ -102,6 +102,8 @@ def _run() -> int:
         print("To try the bot without any credentials: python -m bot demo", file=sys.stderr)
         return code
 
+    from sqlalchemy.engine import make_url
+
     from bot import logs
     from bot.app import allowed_updates, build_application
     from bot.db.migrate import upgrade_sync
@@ -114,18 +116,27 @@ def _run() -> int:
     ):
         if secret is not None:
             secrets.append(secret.get_secret_value())
+    password = make_url(settings.database_url).password
+    if password:
+        secrets.append(str(password))
     logs.configure(settings.log_level, secrets=secrets)
     log = logging.getLogger("bot")
-    log.info("Migrating the database to the latest revision")
-    upgrade_sync(settings.database_url)
     application = build_application(settings)
-    if settings.webhook_url:
-        from bot.webhook import serve
+    try:
+        log.info("Migrating the database to the latest revision")
+        upgrade_sync(settings.database_url)
+        if settings.webhook_url:
+            from bot.webhook import serve
 
-        asyncio.run(serve(application, settings))
-        return 0
-    log.info("Starting to poll for updates")
-    application.run_polling(allowed_updates=allowed_updates())
+            asyncio.run(serve(application, settings))
+            return 0
+        log.info("Starting to poll for updates")
+        application.run_polling(allowed_updates=allowed_updates())
+    except Exception:
+        # Through the logging handler, whose filter removes the token and secrets; Python's
+        # own traceback printer would show them (PTB puts the token in InvalidToken).
+        log.exception("The bot stopped on an unexpected error")
+        return 1
     return 0
 
 

@@ -130,6 +130,7 @@ def build_application(
             admin=AdminService(sessions=sessions, readers=readers, audit=audit, clock=clock),
             admin_ids=frozenset(settings.bot_admin_ids),
             code_length=settings.verify_code_length,
+            workflow=tuple(settings.verify_workflow),
             can_call="voice" in settings.verify_workflow[1:],
             resend_after=settings.limit_cooldown_seconds,
         )

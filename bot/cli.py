@@ -10,14 +10,16 @@ import json
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TextIO
 
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import DatabaseSettings, hash_key
 from bot.db import repo
-from bot.db.engine import make_engine, make_sessionmaker
+from bot.db.engine import is_sqlite, make_engine, make_sessionmaker
 from bot.db.models import AuthEvent, VerifiedUser
 from bot.services import reports
 from bot.services.admin import AdminService, Counts, Stats, parse_target
@@ -85,7 +87,7 @@ def run_admin_command(args: argparse.Namespace, settings: DatabaseSettings) -> i
     if args.days < 1 or args.days > 366:
         print("error: --days must be from 1 to 366", file=sys.stderr)
         return EXIT_USAGE
-    return asyncio.run(_with_admin(settings, lambda admin: _stats(admin, args)))
+    return asyncio.run(_with_reading_admin(settings, lambda admin: _stats(admin, args)))
 
 
 def _form(args: argparse.Namespace) -> str:
@@ -127,12 +129,26 @@ def event_record(event: AuthEvent) -> dict[str, object]:
     }
 
 
+def _missing_sqlite_file(database_url: str) -> str | None:
+    """The path of an SQLite database file that does not exist, if that is what the URL names."""
+    url = make_url(database_url)
+    path = url.database
+    if not is_sqlite(database_url) or not path or path == ":memory:":
+        return None
+    return None if Path(path).is_file() else path
+
+
 async def _on_database(
     settings: DatabaseSettings,
     work: Callable[[async_sessionmaker[AsyncSession]], Awaitable[int]],
     *,
     readonly: bool = True,
 ) -> int:
+    missing = _missing_sqlite_file(settings.database_url)
+    if missing is not None:
+        # Opening it would create an empty database: say what is wrong instead.
+        print(f"error: cannot read the database: no file {missing}", file=sys.stderr)
+        return 1
     engine = make_engine(settings.database_url, pool_size=1)
     try:
         return await work(make_sessionmaker(engine, readonly=readonly))
@@ -157,6 +173,20 @@ async def _with_admin(
         return await work(AdminService(sessions=sessions, audit=audit, clock=utcnow))
 
     return await _on_database(settings, run, readonly=False)
+
+
+async def _with_reading_admin(
+    settings: DatabaseSettings, work: Callable[[AdminService], Awaitable[int]]
+) -> int:
+    """An AdminService for commands that only read (no write lock on SQLite)."""
+    audit = Audit(hash_key=hash_key(settings), clock=utcnow)
+
+    async def run(sessions: async_sessionmaker[AsyncSession]) -> int:
+        return await work(
+            AdminService(sessions=sessions, readers=sessions, audit=audit, clock=utcnow)
+        )
+
+    return await _on_database(settings, run)
 
 
 def _actor() -> str:

@@ -163,8 +163,20 @@ class Settings(DatabaseSettings):
             return None
         secret = value.get_secret_value()
         allowed = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
-        if len(secret) > 256 or not set(secret) <= allowed:
-            raise ValueError("must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
+        if not 16 <= len(secret) <= 256 or not set(secret) <= allowed:
+            raise ValueError(
+                "must be 16-256 characters of A-Z, a-z, 0-9, _ and - "
+                "(for example from `openssl rand -hex 32`)"
+            )
+        return value
+
+    @field_validator("vonage_api_host")
+    @classmethod
+    def _api_host(cls, value: str) -> str:
+        host, _, port = value.partition(":")
+        allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-")
+        if not host or not set(host) <= allowed or (port and not port.isdigit()):
+            raise ValueError("must be a host name such as api.nexmo.com (no https://, no path)")
         return value
 
     @field_validator("log_level")
@@ -237,11 +249,12 @@ def _read_private_key(value: SecretStr) -> str:
     if "-----BEGIN" in text:
         return text.replace("\\n", "\n")
     path = Path(text).expanduser()
-    if not path.is_file():
+    try:
+        return path.read_text()
+    except (OSError, UnicodeDecodeError):
         raise _setting_error(
             "vonage_private_key", "must be PEM text or the path of a readable key file"
-        )
-    return path.read_text()
+        ) from None
 
 
 def describe_error(error: ValidationError | SettingError) -> str:

@@ -16,12 +16,19 @@ from telegram.ext import BaseUpdateProcessor
 
 from bot.db.locks import ChatLocks
 
+# PTB's own bound is taken before an update waits for its chat: updates queued behind one
+# busy chat would hold slots other chats need. Ours is taken once the chat's turn has come.
+_UNBOUNDED = 1 << 30
+
 
 class ChatOrderedUpdateProcessor(BaseUpdateProcessor):
-    """Concurrent across chats, sequential within a chat (in arrival order)."""
+    """Concurrent across chats, sequential within a chat (in arrival order), at most
+    `max_concurrent_updates` being handled at once; updates waiting for their chat's turn
+    do not count, so one chat's flood never holds up the others."""
 
     def __init__(self, max_concurrent_updates: int) -> None:
-        super().__init__(max_concurrent_updates)
+        super().__init__(_UNBOUNDED)
+        self._running = asyncio.Semaphore(max_concurrent_updates)
         # chat id -> (lock, number of updates holding or waiting for it)
         self._locks: dict[int, tuple[asyncio.Lock, int]] = {}
         #: Cross-process locks (PostgreSQL), set once the database is known.
@@ -31,14 +38,15 @@ class ChatOrderedUpdateProcessor(BaseUpdateProcessor):
         """Run the update once every earlier update of its chat has finished."""
         key = _chat_key(update)
         if key is None:
-            await coroutine
+            async with self._running:
+                await coroutine
             return
         lock, users = self._locks.get(key, (None, 0))
         if lock is None:
             lock = asyncio.Lock()
         self._locks[key] = (lock, users + 1)
         try:
-            async with lock:
+            async with lock, self._running:
                 await self._run(update, key, coroutine)
         finally:
             lock_now, users_now = self._locks[key]

@@ -38,9 +38,16 @@ NOT_YOUR_CONTACT = (
 WAITING_FOR_NUMBER = "I am waiting for your phone number (or /cancel to stop)."
 
 CODE_SENT = (
-    "A {length}-digit code is on its way to {number} by SMS; if it does not arrive, "
-    "you will get a call. Send me the code here. It expires at {expires} UTC."
+    "A {length}-digit code is on its way to {number} {how}. Send me the code here. "
+    "It expires at {expires} UTC."
 )
+# How the code travels, by VERIFY_WORKFLOW.
+CHANNELS = {
+    ("sms", "voice"): "by SMS; if it does not arrive, you will get a call",
+    ("voice", "sms"): "by a phone call; if you miss it, you will get an SMS",
+    ("sms",): "by SMS",
+    ("voice",): "by a phone call",
+}
 CODE_ALREADY_SENT = (
     "A code was already sent to {number} and is still valid until {expires} UTC. "
     "Send me that code here."
@@ -66,9 +73,8 @@ NUMBER_BUSY = (
     "or send another number."
 )
 BUSY = "Too many codes are being sent right now. Please try again in a minute."
-UNAVAILABLE = (
-    "Sorry, I cannot send codes right now. Please try again later; your number was not used."
-)
+UNAVAILABLE = "Sorry, I cannot send codes right now. Please try again in a few minutes."
+RESEND_FAILED = "The earlier code no longer works: send your number again to get a new one."
 
 WAITING_FOR_CODE = "I am waiting for the {length}-digit code sent to {number} (or /cancel to stop)."
 NOT_A_CODE = "The code is {length} digits, such as 123456. Please send just the digits."
@@ -140,8 +146,8 @@ PRIVACY = (
     "your verified number and when it was verified, until you /logout or /forget.\n"
     "\u2022 For the admins' audit trail: what happened when (code sent, wrong code, logged in, "
     "...), with the number masked (+44******123) and as a keyed hash.\n"
-    "\u2022 To stop abuse of paid SMS: when codes were asked for, with the number only as a "
-    "keyed hash, for two days.\n"
+    "\u2022 To stop abuse of paid SMS: when this chat asked for codes, with the number only "
+    "as a keyed hash, for two days (also after /forget, or it would lift the limits).\n"
     "I never store or log the codes themselves. Vonage sends the codes; see its privacy "
     "policy for what it keeps.\n"
     "/forget erases your login and detaches this chat from everything else I keep."

@@ -476,7 +476,8 @@ async def test_forget_erases_the_chat_after_confirmation(
     async with db() as session:
         assert await session.get(VerifiedUser, chat.id) is None
         starts = (await session.execute(select(VerificationStart))).scalars().all()
-    assert [s.chat_id for s in starts] == [0]  # the hashed number stays for the limits
+    # The counted start stays (no number, only its hash) so /forget cannot reset the limits.
+    assert [s.chat_id for s in starts] == [chat.id]
     assert all("447400123123" not in s.number_hash for s in starts)
 
 
@@ -514,3 +515,51 @@ async def test_a_burst_from_one_chat_is_handled_in_order(
     assert texts[2].startswith("No code?")
     assert texts[3] == "You are not logged in yet; a login is in progress. /cancel stops it."
     assert len(verify.calls("start")) == 1
+
+
+async def test_forget_does_not_lift_the_chats_limits(
+    tg: FakeTelegram, verify: FakeVerify, strict: Callable[..., Any]
+) -> None:
+    await strict()
+    chat = Chat(tg, 1001)
+    await login(chat, verify)
+    question = (await chat.send("/forget"))[0]
+    tg.click(question, "Yes, erase everything")
+    await tg.wait_for(lambda: tg.messages(chat.id)[-1].text.startswith("Done: everything"))
+    await chat.send("/login")
+    assert (await chat.say("+44 7400 555666")).startswith("Too many codes")
+    assert len(verify.calls("start")) == 1
+
+
+async def test_failed_new_code_says_to_send_the_number_again(
+    tg: FakeTelegram, chat: Chat, verify: FakeVerify, db: async_sessionmaker[AsyncSession]
+) -> None:
+    await chat.send("/login")
+    tg.send_text(chat.id, NUMBER)
+    _, buttons = await tg.wait_for_messages(chat.id, 2)
+    verify.fail_next(500, path_kind="start")
+    tg.click(buttons, "Send a new code")
+    failed, again = await tg.wait_for_messages(chat.id, 2)
+    assert failed.text.startswith("Sorry, I cannot send codes right now.")
+    assert again.text == (
+        "The earlier code no longer works: send your number again to get a new one."
+    )
+    assert await _step(db, chat.id) == "number"
+    assert "code is on its way" in await chat.number(NUMBER)
+
+
+async def test_one_chats_queue_does_not_hold_up_other_chats(
+    tg: FakeTelegram, verify: FakeVerify, start_bot: Callable[..., Any]
+) -> None:
+    await start_bot(max_concurrent_updates=2)
+    busy, other = Chat(tg, 1001), Chat(tg, 1002, "Bob", "bob")
+    await busy.send("/login")
+    verify.latency = 1.0
+    tg.send_text(busy.id, NUMBER)  # its Verify call takes a second...
+    for _ in range(4):
+        tg.send_text(busy.id, "123")  # ...and these wait for their chat's turn
+    await tg.wait_for(lambda: len(verify.requests) == 1, 5)
+    tg.send_text(other.id, "/help")
+    await tg.wait_for(lambda: bool(tg.messages(other.id)), 5)
+    # The other chat was answered while the busy chat's number was still at Vonage.
+    assert not any("code is on its way" in m.text for m in tg.messages(busy.id))

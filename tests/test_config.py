@@ -61,6 +61,8 @@ def test_lists_are_comma_separated() -> None:
         ({"webhook_url": "http://bot.example/hook", "webhook_secret": "abc"}, "WEBHOOK_URL is"),
         ({"webhook_url": "https://b.example/h", "webhook_secret": "a b"}, "WEBHOOK_SECRET is"),
         ({"log_level": "LOUD"}, "LOG_LEVEL is invalid"),
+        ({"webhook_url": "https://b.example/h", "webhook_secret": "short"}, "WEBHOOK_SECRET is"),
+        ({"vonage_api_host": "https://api.nexmo.com"}, "VONAGE_API_HOST is invalid"),
         (
             {"vonage_private_key": "/nonexistent/key.pem", "vonage_application_id": "a"},
             "VONAGE_PRIVATE_KEY must be PEM text or the path of a readable key file",

@@ -74,7 +74,10 @@ async def test_common_number_forms_are_normalised_to_e164(
     assert verify.calls("start")[-1].json_body["workflow"][0]["to"] == digits
 
 
-@pytest.mark.parametrize("bad", ["12345", "hello", "+44 7400", "07400 123123", "+999 123456789"])
+@pytest.mark.parametrize(
+    "bad",
+    ["12345", "hello", "+44 7400", "07400 123123", "+999 123456789", "+49 30 1234567890123"],
+)
 async def test_invalid_number_is_answered_and_the_bot_keeps_waiting(
     chat: Chat, verify: FakeVerify, db: async_sessionmaker[AsyncSession], bad: str
 ) -> None:

@@ -25,7 +25,7 @@ from bot.webhook import SECRET_HEADER
 from tests.conftest import TOKEN, VONAGE_KEY, VONAGE_SECRET, Chat
 
 NUMBER = "+44 7400 123123"
-HOOK_SECRET = "process-test-secret"
+HOOK_SECRET = "process-test-secret-0123456789"
 
 
 def _free_port() -> int:
@@ -158,6 +158,20 @@ async def test_sigterm_finishes_the_update_in_flight_then_exits_0(
     sent = tg.drain(chat.id)
     assert any("code is on its way" in m.text for m in sent), bot.output()
     assert "Traceback" not in bot.output()
+
+
+async def test_a_rejected_token_stops_the_bot_with_status_1_and_no_token_in_the_output(
+    processes: Callable[..., BotProcess],
+) -> None:
+    wrong = "987654:not-the-token-the-server-knows"
+    bot = processes(TELEGRAM_BOT_TOKEN=wrong)
+    bot.start()
+    assert bot.process is not None
+    status = await asyncio.to_thread(bot.process.wait, 60)
+    assert status == 1, bot.output()
+    assert "The bot stopped on an unexpected error" in bot.output()
+    assert wrong not in bot.output()
+    assert "not-the-token" not in bot.output()
 
 
 class Balancer:

@@ -23,9 +23,11 @@ from bot.db.models import (
 # ---- flows in progress ----------------------------------------------------------------
 
 
-async def get_flow(session: AsyncSession, *, chat_id: int) -> LoginFlow | None:
-    """The chat's login in progress, if any."""
-    return await session.get(LoginFlow, chat_id, populate_existing=True)
+async def get_flow(session: AsyncSession, *, chat_id: int, lock: bool = False) -> LoginFlow | None:
+    """The chat's login in progress, if any; with `lock`, the row is locked for the rest of
+    the transaction (PostgreSQL; SQLite's writers already exclude each other), so a
+    read-modify-write cannot race the sweeper or another process."""
+    return await session.get(LoginFlow, chat_id, populate_existing=True, with_for_update=lock)
 
 
 async def put_flow(session: AsyncSession, *, flow: LoginFlow) -> LoginFlow:
@@ -247,13 +249,6 @@ async def remove_start(session: AsyncSession, *, start_id: int) -> None:
     await session.execute(delete(VerificationStart).where(VerificationStart.id == start_id))
 
 
-async def forget_chat_starts(session: AsyncSession, *, chat_id: int) -> None:
-    """Detach a chat from its counted starts; the hashed numbers stay, so limits still hold."""
-    await session.execute(
-        update(VerificationStart).where(VerificationStart.chat_id == chat_id).values(chat_id=0)
-    )
-
-
 async def purge_starts(session: AsyncSession, *, before: datetime) -> None:
     """Drop starts older than any limit looks at."""
     await session.execute(delete(VerificationStart).where(VerificationStart.created_at < before))
@@ -402,6 +397,11 @@ async def take_notice(session: AsyncSession, *, chat_id: int) -> ChatNotice | No
     if notice is not None:
         await session.delete(notice)
     return notice
+
+
+async def purge_notices(session: AsyncSession, *, before: datetime) -> None:
+    """Drop notices nobody came back to read."""
+    await session.execute(delete(ChatNotice).where(ChatNotice.at < before))
 
 
 async def login_by_username(session: AsyncSession, *, username: str) -> VerifiedUser | None:

@@ -7,7 +7,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
 
 from bot import texts
-from bot.handlers.base import BotContext, is_private, reply
+from bot.handlers.base import BotContext, edit_quietly, is_private, reply
 from bot.services import phone, reports
 from bot.services.admin import Target, parse_target
 
@@ -55,7 +55,7 @@ async def users_page_button(update: Update, context: BotContext) -> None:
     page = int(raw) if raw.isdigit() and len(raw) < 7 else 1
     text, markup = await _users_page(context, page, admin)
     await query.answer()
-    await query.edit_message_text(text, reply_markup=markup)
+    await edit_quietly(update, text, reply_markup=markup)
 
 
 async def _users_page(
@@ -143,16 +143,17 @@ async def revoke_button(update: Update, context: BotContext) -> None:
     await query.answer()
     raw = (query.data or "").removeprefix(REVOKE_CALLBACK)
     if not raw.removeprefix("-").isdigit():
-        await query.edit_message_text(texts.REVOKE_KEPT)
+        await edit_quietly(update, texts.REVOKE_KEPT)
         return
     revoked = await context.services.admin.revoke(
         Target("chat", chat_id=int(raw)), by=f"admin {admin}"
     )
     if revoked is None:
-        await query.edit_message_text(texts.REVOKE_NOTHING.format(query=f"chat {raw}"))
+        await edit_quietly(update, texts.REVOKE_NOTHING.format(query=f"chat {raw}"))
         return
-    await query.edit_message_text(
-        texts.REVOKED.format(number=phone.pretty(revoked.phone_number), chat_id=revoked.chat_id)
+    await edit_quietly(
+        update,
+        texts.REVOKED.format(number=phone.pretty(revoked.phone_number), chat_id=revoked.chat_id),
     )
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from telegram import Message, Update
 from telegram.constants import ChatType
-from telegram.error import TelegramError
+from telegram.error import BadRequest, TelegramError
 from telegram.ext import Application, CallbackContext, ExtBot
 
 from bot import texts
@@ -75,6 +75,19 @@ async def reply(update: Update, text: str, **kwargs: Any) -> None:
     if chat is None:
         return
     await chat.send_message(text, **kwargs)
+
+
+async def edit_quietly(update: Update, text: str, **kwargs: Any) -> None:
+    """Replace the text of the message a button belongs to; a second tap on the same button
+    (Telegram: "message is not modified") is not an error."""
+    query = update.callback_query
+    if query is None:
+        return
+    try:
+        await query.edit_message_text(text, **kwargs)
+    except BadRequest as error:
+        if "not modified" not in error.message.lower():
+            raise
 
 
 async def notify_admins(context: BotContext, kind: str | None) -> None:

@@ -13,7 +13,7 @@ from telegram.ext import (
 )
 
 from bot import texts
-from bot.handlers.base import BotContext, is_private, person_of, reply
+from bot.handlers.base import BotContext, edit_quietly, is_private, person_of, reply
 from bot.services import phone
 
 END = ConversationHandler.END
@@ -105,9 +105,9 @@ async def forget_button(update: Update, context: BotContext) -> None:
     await query.answer()
     if query.data == f"{FORGET_CALLBACK}yes":
         await context.services.login.forget(person_of(update).chat_id)
-        await query.edit_message_text(texts.FORGOTTEN)
+        await edit_quietly(update, texts.FORGOTTEN)
     else:
-        await query.edit_message_text(texts.FORGET_KEPT)
+        await edit_quietly(update, texts.FORGET_KEPT)
 
 
 async def nothing_to_cancel(update: Update, context: BotContext) -> None:

@@ -138,7 +138,12 @@ async def _answer_number_outcome(
             return CODE
         # A message carries one keyboard: this one removes the share-contact button, the
         # next one offers a new code or a call.
-        text = template.format(length=services.code_length, number=pretty, expires=expires)
+        text = template.format(
+            length=services.code_length,
+            number=pretty,
+            expires=expires,
+            how=texts.CHANNELS.get(services.workflow, "by " + " then ".join(services.workflow)),
+        )
         await reply(update, text, reply_markup=ReplyKeyboardRemove())
         await reply(
             update, _resend_hint(services.resend_after, services.can_call), reply_markup=buttons
@@ -236,6 +241,14 @@ async def resend_button(update: Update, context: BotContext) -> None:
         return
     outcome = await services.login.resend(person)
     await _answer_number_outcome(update, context, outcome, None)
+    if outcome.result not in (
+        NumberResult.CODE_SENT,
+        NumberResult.ALREADY_SENT,
+        NumberResult.LIMITED,
+        NumberResult.NO_FLOW,
+    ):
+        # The old request is gone and no new one started: the chat waits for its number.
+        await reply(update, texts.RESEND_FAILED, reply_markup=contact_keyboard())
 
 
 async def cancel(update: Update, context: BotContext) -> int:

@@ -91,7 +91,9 @@ def parse_target(text: str) -> Target | None:
         number = phone.parse(query)
         return Target("number", e164=number.e164) if number is not None else None
     if query.removeprefix("-").isdigit() and len(query) <= 20:
-        return Target("chat", chat_id=int(query))
+        chat_id = int(query)
+        # Telegram chat ids are signed 64-bit integers.
+        return Target("chat", chat_id=chat_id) if -(2**63) <= chat_id < 2**63 else None
     return None
 
 

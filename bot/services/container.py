@@ -22,6 +22,7 @@ class Services:
     admin: AdminService
     admin_ids: frozenset[int]
     code_length: int
+    workflow: tuple[str, ...]  # VERIFY_WORKFLOW
     can_call: bool  # the workflow has a voice call after its first channel
     resend_after: int  # seconds before "Send a new code" works
     users_page_size: int = 10

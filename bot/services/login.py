@@ -185,7 +185,7 @@ class LoginService:
         running for an earlier attempt is cancelled. Returns the chat's current login, and
         whether a login was already in progress."""
         async with self._sessions.begin() as session:
-            previous = await repo.get_flow(session, chat_id=person.chat_id)
+            previous = await repo.get_flow(session, chat_id=person.chat_id, lock=True)
             # merge() below overwrites the loaded row in place: keep what we need first.
             running = previous.request_id if previous and previous.step == Step.CODE else None
             restarted = previous is not None and previous.step in (Step.NUMBER, Step.CODE)
@@ -239,7 +239,7 @@ class LoginService:
         hashed = self._audit.hash(number.e164)
 
         async with self._sessions.begin() as session:
-            flow = await repo.get_flow(session, chat_id=person.chat_id)
+            flow = await repo.get_flow(session, chat_id=person.chat_id, lock=True)
             if flow is None or flow.step != Step.NUMBER:
                 return NumberOutcome(NumberResult.NO_FLOW)
             login = await repo.get_login(session, chat_id=person.chat_id)
@@ -355,8 +355,9 @@ class LoginService:
 
     async def resend(self, person: Person) -> NumberOutcome:
         """A new code to the same number: the old request is cancelled and a new one starts,
-        under the same limits as any start (checked first, so a refused resend changes
-        nothing and the old code keeps working)."""
+        under the same limits as any start. The limits are checked first, so a refused resend
+        changes nothing and the old code keeps working; if Vonage then fails to start the new
+        one, the chat is back to waiting for its number (the caller says so)."""
         async with self._readers() as session:
             flow = await repo.get_flow(session, chat_id=person.chat_id)
             if flow is None or flow.step != Step.CODE or not flow.phone_number:
@@ -372,7 +373,7 @@ class LoginService:
         if refusal is not None:
             return NumberOutcome(NumberResult.LIMITED, refusal=refusal)
         async with self._sessions.begin() as session:
-            current = await repo.get_flow(session, chat_id=person.chat_id)
+            current = await repo.get_flow(session, chat_id=person.chat_id, lock=True)
             if current is None or current.request_id != flow.request_id:
                 return NumberOutcome(NumberResult.NO_FLOW)
             current.step = Step.NUMBER
@@ -397,20 +398,21 @@ class LoginService:
                 return CallResult.EXPIRED
             return CallResult.UNAVAILABLE
         async with self._sessions.begin() as session:
-            current = await repo.get_flow(session, chat_id=chat_id)
+            current = await repo.get_flow(session, chat_id=chat_id, lock=True)
             if current is not None and current.request_id == flow.request_id:
                 current.code_sent_at = self._now()
                 await self._flow_event(session, flow, Event.CODE_SENT, "voice")
         return CallResult.CALLING
 
     async def forget(self, chat_id: int) -> None:
-        """Erase what is stored about a chat: its flow (cancelled at Vonage), its login, and
-        its link to counted starts (their hashed numbers stay, so the limits still hold)."""
+        """Erase what is stored about a chat: its flow (cancelled at Vonage), its login, any
+        notice, and its link to the audit trail. Its counted starts stay until they age out
+        (two days): they hold no number, only its hash, and without them /forget would reset
+        the chat's own limits."""
         await self.cancel(chat_id)
         async with self._sessions.begin() as session:
             await repo.delete_login(session, chat_id=chat_id)
             await repo.delete_flow(session, chat_id=chat_id)
-            await repo.forget_chat_starts(session, chat_id=chat_id)
             await repo.take_notice(session, chat_id=chat_id)
             await repo.anonymise_chat_events(session, chat_id=chat_id)
             await self._audit.record(session, Event.FORGOTTEN, chat_id=0)
@@ -419,7 +421,7 @@ class LoginService:
     async def cancel(self, chat_id: int, *, reason: str | None = None) -> bool:
         """End the chat's login flow, cancelling its Verify request; False if there was none."""
         async with self._sessions.begin() as session:
-            flow = await repo.get_flow(session, chat_id=chat_id)
+            flow = await repo.get_flow(session, chat_id=chat_id, lock=True)
             if flow is None:
                 return False
             await repo.delete_flow(session, chat_id=chat_id)
@@ -449,7 +451,7 @@ class LoginService:
         if await self.step_of(chat_id) != Step.EXPIRED:
             return False
         async with self._sessions.begin() as session:
-            flow = await repo.get_flow(session, chat_id=chat_id)
+            flow = await repo.get_flow(session, chat_id=chat_id, lock=True)
             if flow is None or flow.step != Step.EXPIRED:
                 return False
             await repo.delete_flow(session, chat_id=chat_id)
@@ -466,6 +468,7 @@ class LoginService:
         async with self._sessions.begin() as session:
             await repo.purge_stale_flows(session, before=now - timedelta(days=2))
             await repo.purge_starts(session, before=now - timedelta(days=2))
+            await repo.purge_notices(session, before=now - timedelta(days=2))
         return len(due)
 
     # ---- helpers ------------------------------------------------------------------------
@@ -475,7 +478,7 @@ class LoginService:
 
     async def _expire(self, flow: LoginFlow) -> None:
         async with self._sessions.begin() as session:
-            current = await repo.get_flow(session, chat_id=flow.chat_id)
+            current = await repo.get_flow(session, chat_id=flow.chat_id, lock=True)
             if (
                 current is None
                 or current.step != Step.CODE
@@ -484,6 +487,7 @@ class LoginService:
                 return
             current.step = Step.EXPIRED
             current.request_id = None
+            current.phone_number = None  # the notice needs no number; keep none longer
             await self._flow_event(session, flow, Event.EXPIRED)
         if flow.request_id:
             await self._cancel_quietly(flow.request_id)
@@ -513,7 +517,7 @@ class LoginService:
     ) -> NumberOutcome:
         now = self._now()
         async with self._sessions.begin() as session:
-            flow = await repo.get_flow(session, chat_id=person.chat_id)
+            flow = await repo.get_flow(session, chat_id=person.chat_id, lock=True)
             if flow is None:
                 flow = LoginFlow(chat_id=person.chat_id, user_id=person.user_id, started_at=now)
             flow.step = Step.CODE
@@ -567,7 +571,7 @@ class LoginService:
         kind = failure.kind
         if kind is FailureKind.WRONG_CODE:
             async with self._sessions.begin() as session:
-                current = await repo.get_flow(session, chat_id=flow.chat_id)
+                current = await repo.get_flow(session, chat_id=flow.chat_id, lock=True)
                 if current is None or current.request_id != flow.request_id:
                     return CodeOutcome(CodeResult.NO_FLOW)
                 current.tries_left = max(current.tries_left - 1, 0)

@@ -56,6 +56,10 @@ def parse(text: str) -> PhoneNumber | None:
     if not phonenumbers.is_valid_number(number):
         return None
     e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    digits = e164[1:]
+    if not (7 <= len(digits) <= 15 and digits[0] != "0"):
+        # Valid for phonenumbers but not E.164 as Verify takes it (7 to 15 digits).
+        return None
     return PhoneNumber(e164=e164, country_code=int(number.country_code or 0))
 
 

@@ -120,9 +120,19 @@ class VerifyClient:
         except (requests.RequestException, TimeoutError, OSError) as error:
             logger.warning("Verify %s failed: %s", what, type(error).__name__)
             raise VerifyFailure(FailureKind.UNAVAILABLE) from None
+        except Exception as error:
+            # Anything else from the SDK (a request it refuses to build, a key it cannot sign
+            # with): its text may hold the number, so only the type is logged.
+            logger.error("Verify %s failed inside the SDK: %s", what, type(error).__name__)
+            raise VerifyFailure(FailureKind.UNAVAILABLE) from None
 
     async def start(self, to_digits: str) -> str:
         """Start a verification to a number (E.164 digits, no `+`); returns its request id."""
+        response = await self._call("start", self._start, to_digits)
+        return str(response.request_id)
+
+    def _start(self, to_digits: str) -> Any:
+        """Build and send the start request (in a worker thread: building validates too)."""
         channels = {"sms": SmsChannel, "voice": VoiceChannel}
         request = VerifyRequest(
             brand=self._config.brand,
@@ -130,8 +140,7 @@ class VerifyClient:
             code_length=self._config.code_length,
             channel_timeout=self._config.channel_timeout,
         )
-        response = await self._call("start", self._vonage.verify.start_verification, request)
-        return str(response.request_id)
+        return self._vonage.verify.start_verification(request)
 
     async def check(self, request_id: str, code: str) -> None:
         """Return if the code is right; raise VerifyFailure (WRONG_CODE, ...) otherwise."""
