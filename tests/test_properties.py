@@ -99,8 +99,10 @@ def _send(
         media[value](chat)
         return True
     if kind == "edit":
-        if chat in ledger.last_text:
-            tg.edit_text(chat, ledger.last_text[chat], value)
+        last = ledger.last_text.get(chat)
+        # (The bot deletes a message that carried a right code: that one cannot be edited.)
+        if last is not None and last not in tg.deleted(chat):
+            tg.edit_text(chat, last, value)
         return False
     tg.send_text(-chat, value, user_id=chat, chat_type="group")
     return False
