@@ -84,7 +84,6 @@ TOO_MANY_WRONG = "Too many wrong codes, so that code no longer works. Send /logi
 CODE_EXPIRED = "That code has expired. Send /login to get a new one."
 CHECK_UNAVAILABLE = "Sorry, I could not check the code just now. Please send it again."
 VERIFIED = "You are logged in as {number}."
-MOVED_AWAY = "Your login with {number} has ended because that number was verified in another chat."
 
 CANCELLED = "Login cancelled."
 NOTHING_TO_CANCEL = "There is no login in progress."

@@ -160,24 +160,20 @@ async def lock_number(session: AsyncSession, *, number_hash: str) -> None:
         )
 
 
-async def starts_since(
+async def count_starts(
     session: AsyncSession,
     *,
     since: datetime,
     chat_id: int | None = None,
     number_hash: str | None = None,
-) -> tuple[int, datetime | None, datetime | None]:
-    """How many starts since a time (for a chat, a number, or everyone), with the oldest
-    and newest of them."""
-    query = select(
-        func.count(), func.min(VerificationStart.created_at), func.max(VerificationStart.created_at)
-    ).where(VerificationStart.created_at > since)
+) -> int:
+    """How many starts since a time (for a chat, a number, or everyone)."""
+    query = select(func.count()).where(VerificationStart.created_at > since)
     if chat_id is not None:
         query = query.where(VerificationStart.chat_id == chat_id)
     if number_hash is not None:
         query = query.where(VerificationStart.number_hash == number_hash)
-    count, oldest, newest = (await session.execute(query)).one()
-    return int(count), oldest, newest
+    return int(await session.scalar(query) or 0)
 
 
 async def start_counts(

@@ -3,6 +3,10 @@ Anyone else gets the same answer as for an unknown command, which reveals nothin
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable, Coroutine
+from typing import Any
+
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
 
@@ -30,12 +34,29 @@ async def _refuse(update: Update) -> None:
         await reply(update, texts.NOT_ALLOWED)
 
 
-async def users(update: Update, context: BotContext) -> None:
+AdminCallback = Callable[[Update, BotContext, int], Coroutine[Any, Any, None]]
+
+
+def admin_only(
+    callback: AdminCallback,
+) -> Callable[[Update, BotContext], Coroutine[Any, Any, None]]:
+    """Run the callback (with the admin's user id) for admins in a private chat; refuse
+    anyone else exactly as an unknown command is refused."""
+
+    @functools.wraps(callback)
+    async def checked(update: Update, context: BotContext) -> None:
+        admin = _admin_id(update, context)
+        if admin is None:
+            await _refuse(update)
+            return
+        await callback(update, context, admin)
+
+    return checked
+
+
+@admin_only
+async def users(update: Update, context: BotContext, admin: int) -> None:
     """/users [page]: one page of verified users, newest first, with paging buttons."""
-    admin = _admin_id(update, context)
-    if admin is None:
-        await _refuse(update)
-        return
     page = 1
     if context.args:
         arg = context.args[0]
@@ -44,12 +65,11 @@ async def users(update: Update, context: BotContext) -> None:
     await reply(update, text, reply_markup=markup)
 
 
-async def users_page_button(update: Update, context: BotContext) -> None:
+@admin_only
+async def users_page_button(update: Update, context: BotContext, admin: int) -> None:
     """A paging button under a /users answer: show that page in the same message."""
     query = update.callback_query
-    admin = _admin_id(update, context)
-    if query is None or admin is None:
-        await _refuse(update)
+    if query is None:
         return
     raw = (query.data or "").removeprefix(USERS_CALLBACK)
     page = int(raw) if raw.isdigit() and len(raw) < 7 else 1
@@ -87,12 +107,9 @@ async def _users_page(
     return "\n".join(lines), InlineKeyboardMarkup([buttons]) if buttons else None
 
 
-async def user(update: Update, context: BotContext) -> None:
+@admin_only
+async def user(update: Update, context: BotContext, admin: int) -> None:
     """/user <number | chat id | @username>: the current login and the last 20 events."""
-    admin = _admin_id(update, context)
-    if admin is None:
-        await _refuse(update)
-        return
     target = parse_target(" ".join(context.args or []))
     if target is None:
         await reply(update, texts.USER_USAGE)
@@ -101,12 +118,9 @@ async def user(update: Update, context: BotContext) -> None:
     await reply(update, reports.user_report(report))
 
 
-async def revoke(update: Update, context: BotContext) -> None:
+@admin_only
+async def revoke(update: Update, context: BotContext, admin: int) -> None:
     """/revoke <number | chat id>: ask for confirmation, then end that login."""
-    admin = _admin_id(update, context)
-    if admin is None:
-        await _refuse(update)
-        return
     query = " ".join(context.args or [])
     target = parse_target(query)
     if target is None or target.kind == "username":
@@ -133,12 +147,11 @@ async def revoke(update: Update, context: BotContext) -> None:
     )
 
 
-async def revoke_button(update: Update, context: BotContext) -> None:
+@admin_only
+async def revoke_button(update: Update, context: BotContext, admin: int) -> None:
     """The confirmation of /revoke."""
     query = update.callback_query
-    admin = _admin_id(update, context)
-    if query is None or admin is None:
-        await _refuse(update)
+    if query is None:
         return
     await query.answer()
     raw = (query.data or "").removeprefix(REVOKE_CALLBACK)
@@ -157,11 +170,9 @@ async def revoke_button(update: Update, context: BotContext) -> None:
     )
 
 
-async def stats(update: Update, context: BotContext) -> None:
+@admin_only
+async def stats(update: Update, context: BotContext, admin: int) -> None:
     """/stats [days]: starts, verified, conversion, failures and limits, per day and country."""
-    if _admin_id(update, context) is None:
-        await _refuse(update)
-        return
     days = 7
     if context.args:
         arg = context.args[0]

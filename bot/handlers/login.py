@@ -291,13 +291,6 @@ async def _delete_quietly(update: Update) -> None:
         logger.info("Could not delete a code message: %s", error.message)
 
 
-async def _tell_moved(context: BotContext, chat_id: int, number: str) -> None:
-    try:
-        await context.bot.send_message(chat_id, texts.MOVED_AWAY.format(number=number))
-    except Exception:
-        logger.info("Could not tell chat %s that its number moved", chat_id)
-
-
 class FlowConversationHandler(ConversationHandler[BotContext]):
     """A ConversationHandler whose state comes from the database, not from memory.
 

@@ -117,7 +117,7 @@ async def _window_free_at(
     number_hash: str | None = None,
 ) -> datetime | None:
     """When the next start fits in a sliding window, or None if one fits now."""
-    count, _, _ = await repo.starts_since(
+    count = await repo.count_starts(
         session, since=now - window, chat_id=chat_id, number_hash=number_hash
     )
     if count < allowed:
