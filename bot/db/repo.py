@@ -4,6 +4,7 @@ callers own the transaction."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import String, delete, func, select, text, update
@@ -64,6 +65,22 @@ async def purge_stale_flows(session: AsyncSession, *, before: datetime) -> int:
 
 
 # ---- verified logins --------------------------------------------------------------------
+
+
+async def flow_step_and_number(
+    session: AsyncSession, *, chat_id: int
+) -> tuple[str, str | None] | None:
+    """In one query, the chat's flow step and the number it is logged in with, locking the
+    flow row (PostgreSQL); None without a flow."""
+    query = (
+        select(LoginFlow.step, VerifiedUser.phone_number)
+        .select_from(LoginFlow)
+        .outerjoin(VerifiedUser, VerifiedUser.chat_id == LoginFlow.chat_id)
+        .where(LoginFlow.chat_id == chat_id)
+        .with_for_update(of=LoginFlow)
+    )
+    row = (await session.execute(query)).first()
+    return (str(row[0]), row[1]) if row is not None else None
 
 
 async def get_login(session: AsyncSession, *, chat_id: int) -> VerifiedUser | None:
@@ -176,6 +193,19 @@ async def count_starts(
     return int(await session.scalar(query) or 0)
 
 
+@dataclass(frozen=True, slots=True)
+class StartCounts:
+    """Recent verification starts, as the limits need them."""
+
+    chat_hour: int
+    chat_day: int
+    chat_newest: datetime | None
+    number_hour: int
+    number_day: int
+    number_newest: datetime | None
+    everyone_hour: int
+
+
 async def start_counts(
     session: AsyncSession,
     *,
@@ -183,13 +213,14 @@ async def start_counts(
     number_hash: str,
     hour_ago: datetime,
     day_ago: datetime,
-) -> tuple[int, int, datetime | None, int, int, datetime | None]:
-    """In one query, for the chat and for the number: starts in the last hour, in the last
-    day, and the newest start (chat first, then number)."""
+) -> StartCounts:
+    """In one query: for the chat and for the number, starts in the last hour, in the last
+    day and the newest start; and everyone's starts in the last hour."""
     vs = VerificationStart
     by_chat = vs.chat_id == chat_id
     by_number = vs.number_hash == number_hash
     last_hour = vs.created_at > hour_ago
+    everyone = select(func.count()).where(last_hour).scalar_subquery()
     row = (
         await session.execute(
             select(
@@ -199,10 +230,13 @@ async def start_counts(
                 func.count().filter(by_number, last_hour),
                 func.count().filter(by_number),
                 func.max(vs.created_at).filter(by_number),
+                everyone,
             ).where(vs.created_at > day_ago, by_chat | by_number)
         )
     ).one()
-    return int(row[0]), int(row[1]), row[2], int(row[3]), int(row[4]), row[5]
+    return StartCounts(
+        int(row[0]), int(row[1]), row[2], int(row[3]), int(row[4]), row[5], int(row[6] or 0)
+    )
 
 
 async def oldest_starts(

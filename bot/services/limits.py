@@ -54,27 +54,16 @@ async def rate_refusal(
     """The limit a new start would break now, with the time it frees up; None if it may go.
 
     The caller holds the number's lock (`repo.lock_number`) for the rest of its transaction,
-    so two starts cannot both pass the same last free slot. Two queries when nothing is
-    over a limit; the times a limit frees up are looked up only for a refusal.
+    so two starts cannot both pass the same last free slot. One query when nothing is over
+    a limit; the times a limit frees up are looked up only for a refusal.
     """
-    (
-        chat_hour,
-        chat_day,
-        chat_newest,
-        number_hour,
-        number_day,
-        number_newest,
-    ) = await repo.start_counts(
-        session,
-        chat_id=chat_id,
-        number_hash=number_hash,
-        hour_ago=now - HOUR,
-        day_ago=now - DAY,
+    counts = await repo.start_counts(
+        session, chat_id=chat_id, number_hash=number_hash, hour_ago=now - HOUR, day_ago=now - DAY
     )
     refusals: list[Refusal] = []
     keys = (
-        (chat_id, None, chat_hour, chat_day, chat_newest),
-        (None, number_hash, number_hour, number_day, number_newest),
+        (chat_id, None, counts.chat_hour, counts.chat_day, counts.chat_newest),
+        (None, number_hash, counts.number_hour, counts.number_day, counts.number_newest),
     )
     for by_chat, by_number, in_hour, in_day, newest in keys:
         if newest is not None and limits.cooldown_seconds:
@@ -99,6 +88,8 @@ async def rate_refusal(
                 refusals.append(Refusal(rule, window_end))
     if refusals:
         return max(refusals, key=lambda r: r.retry_at or now)
+    if counts.everyone_hour < limits.global_starts_per_hour:
+        return None
     global_end = await _window_free_at(
         session, now=now, window=HOUR, allowed=limits.global_starts_per_hour
     )

@@ -239,11 +239,10 @@ class LoginService:
         hashed = self._audit.hash(number.e164)
 
         async with self._sessions.begin() as session:
-            flow = await repo.get_flow(session, chat_id=person.chat_id, lock=True)
-            if flow is None or flow.step != Step.NUMBER:
+            state = await repo.flow_step_and_number(session, chat_id=person.chat_id)
+            if state is None or state[0] != Step.NUMBER:
                 return NumberOutcome(NumberResult.NO_FLOW)
-            login = await repo.get_login(session, chat_id=person.chat_id)
-            if login is not None and login.phone_number == number.e164:
+            if state[1] == number.e164:
                 await repo.delete_flow(session, chat_id=person.chat_id)
                 return NumberOutcome(NumberResult.ALREADY_YOURS)
             await repo.lock_number(session, number_hash=hashed)
