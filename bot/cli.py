@@ -87,7 +87,7 @@ def run_admin_command(args: argparse.Namespace, settings: DatabaseSettings) -> i
     if args.days < 1 or args.days > 366:
         print("error: --days must be from 1 to 366", file=sys.stderr)
         return EXIT_USAGE
-    return asyncio.run(_with_reading_admin(settings, lambda admin: _stats(admin, args)))
+    return asyncio.run(_with_admin(settings, lambda admin: _stats(admin, args), readonly=True))
 
 
 def _form(args: argparse.Namespace) -> str:
@@ -164,21 +164,13 @@ async def _on_database(
 
 
 async def _with_admin(
-    settings: DatabaseSettings, work: Callable[[AdminService], Awaitable[int]]
+    settings: DatabaseSettings,
+    work: Callable[[AdminService], Awaitable[int]],
+    *,
+    readonly: bool = False,
 ) -> int:
-    audit = Audit(hash_key=hash_key(settings), clock=utcnow)
-
-    async def run(sessions: async_sessionmaker[AsyncSession]) -> int:
-        # Lookups and revocations write audit events: these sessions may write.
-        return await work(AdminService(sessions=sessions, audit=audit, clock=utcnow))
-
-    return await _on_database(settings, run, readonly=False)
-
-
-async def _with_reading_admin(
-    settings: DatabaseSettings, work: Callable[[AdminService], Awaitable[int]]
-) -> int:
-    """An AdminService for commands that only read (no write lock on SQLite)."""
+    """An AdminService on the database. Lookups and revocations write audit events; commands
+    that only read pass `readonly` (no write lock on SQLite)."""
     audit = Audit(hash_key=hash_key(settings), clock=utcnow)
 
     async def run(sessions: async_sessionmaker[AsyncSession]) -> int:
@@ -186,7 +178,7 @@ async def _with_reading_admin(
             AdminService(sessions=sessions, readers=sessions, audit=audit, clock=utcnow)
         )
 
-    return await _on_database(settings, run)
+    return await _on_database(settings, run, readonly=readonly)
 
 
 def _actor() -> str:
