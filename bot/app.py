@@ -102,6 +102,7 @@ def build_application(
         sessions = make_sessionmaker(engine)
         readers = make_sessionmaker(engine, readonly=True)
         verify = verify_client(settings)
+        await asyncio.to_thread(verify.start_workers)
         audit = Audit(hash_key=hash_key(settings), clock=clock)
         login = LoginService(
             sessions=sessions,

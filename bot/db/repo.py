@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import String, delete, func, select, text, update
+from sqlalchemy import ARRAY, String, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -29,6 +29,41 @@ async def get_flow(session: AsyncSession, *, chat_id: int, lock: bool = False) -
     the transaction (PostgreSQL; SQLite's writers already exclude each other), so a
     read-modify-write cannot race the sweeper or another process."""
     return await session.get(LoginFlow, chat_id, populate_existing=True, with_for_update=lock)
+
+
+async def flow_states(
+    session: AsyncSession, *, chat_ids: Sequence[int]
+) -> dict[int, tuple[str, datetime | None]]:
+    """The step and code expiry of the flows of several chats, in one query."""
+    result = await session.execute(
+        select(LoginFlow.chat_id, LoginFlow.step, LoginFlow.expires_at).where(
+            LoginFlow.chat_id.in_(chat_ids)
+        )
+    )
+    return {chat_id: (step, expires_at) for chat_id, step, expires_at in result}
+
+
+async def locked_flow_chats(session: AsyncSession, *, chat_ids: Sequence[int]) -> set[int]:
+    """Which of these chats have a flow, locking those rows for the rest of the transaction
+    (PostgreSQL; in chat order, so two such transactions cannot deadlock)."""
+    result = await session.execute(
+        select(LoginFlow.chat_id)
+        .where(LoginFlow.chat_id.in_(chat_ids))
+        .order_by(LoginFlow.chat_id)
+        .with_for_update()
+    )
+    return set(result.scalars())
+
+
+async def set_codes_sent(session: AsyncSession, *, rows: Sequence[dict[str, object]]) -> None:
+    """Update several flows by chat id (each row: `chat_id` and the columns to set; every
+    row the same columns), in one executemany."""
+    await session.execute(update(LoginFlow), rows)
+
+
+async def add_flows(session: AsyncSession, *, rows: Sequence[dict[str, object]]) -> None:
+    """Insert several flows (each row: every column)."""
+    await session.execute(insert(LoginFlow), rows)
 
 
 async def put_flow(session: AsyncSession, *, flow: LoginFlow) -> LoginFlow:
@@ -81,6 +116,22 @@ async def flow_step_and_number(
     )
     row = (await session.execute(query)).first()
     return (str(row[0]), row[1]) if row is not None else None
+
+
+async def flow_steps_and_numbers(
+    session: AsyncSession, *, chat_ids: Sequence[int]
+) -> dict[int, tuple[str, str | None]]:
+    """`flow_step_and_number` for several chats in one query (chats without a flow are
+    left out), locking their flow rows in chat order (PostgreSQL)."""
+    query = (
+        select(LoginFlow.chat_id, LoginFlow.step, VerifiedUser.phone_number)
+        .select_from(LoginFlow)
+        .outerjoin(VerifiedUser, VerifiedUser.chat_id == LoginFlow.chat_id)
+        .where(LoginFlow.chat_id.in_(chat_ids))
+        .order_by(LoginFlow.chat_id)
+        .with_for_update(of=LoginFlow)
+    )
+    return {chat_id: (step, number) for chat_id, step, number in await session.execute(query)}
 
 
 async def get_login(session: AsyncSession, *, chat_id: int) -> VerifiedUser | None:
@@ -175,6 +226,63 @@ async def lock_number(session: AsyncSession, *, number_hash: str) -> None:
             text("SELECT pg_advisory_xact_lock(:namespace, hashtext(:key))"),
             {"namespace": NUMBERS_NAMESPACE, "key": number_hash},
         )
+
+
+async def lock_numbers(session: AsyncSession, *, number_hashes: Sequence[str]) -> None:
+    """`lock_number` for several numbers, taken in one statement and in a fixed order (so two
+    processes locking overlapping sets cannot deadlock)."""
+    if session.bind.dialect.name == "postgresql" and number_hashes:
+        await session.execute(
+            text(
+                "SELECT count(pg_advisory_xact_lock(:namespace, k)) FROM "
+                "(SELECT hashtext(h) AS k FROM unnest(:keys) AS h ORDER BY k) AS ordered"
+            ).bindparams(bindparam("keys", type_=ARRAY(String))),
+            {"namespace": NUMBERS_NAMESPACE, "keys": sorted(number_hashes)},
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class StartRow:
+    """One counted verification start, as the limits see it."""
+
+    chat_id: int
+    number_hash: str
+    created_at: datetime
+
+
+async def recent_starts(
+    session: AsyncSession,
+    *,
+    chat_ids: Sequence[int],
+    number_hashes: Sequence[str],
+    since: datetime,
+) -> list[StartRow]:
+    """Starts since a time by any of these chats or to any of these numbers."""
+    vs = VerificationStart
+    result = await session.execute(
+        select(vs.chat_id, vs.number_hash, vs.created_at).where(
+            vs.created_at > since, vs.chat_id.in_(chat_ids) | vs.number_hash.in_(number_hashes)
+        )
+    )
+    return [StartRow(chat_id, number_hash, at) for chat_id, number_hash, at in result]
+
+
+async def add_starts(session: AsyncSession, *, rows: Sequence[tuple[StartRow, int]]) -> list[int]:
+    """Count several starts (each with its number's country code); returns their ids, in
+    the order given."""
+    result = await session.execute(
+        insert(VerificationStart).returning(VerificationStart.id, sort_by_parameter_order=True),
+        [
+            {
+                "chat_id": start.chat_id,
+                "number_hash": start.number_hash,
+                "country_code": country_code,
+                "created_at": start.created_at,
+            }
+            for start, country_code in rows
+        ],
+    )
+    return list(result.scalars())
 
 
 async def count_starts(
@@ -309,33 +417,10 @@ async def claim_alert(
 # ---- audit trail --------------------------------------------------------------------------
 
 
-async def add_event(
-    session: AsyncSession,
-    *,
-    at: datetime,
-    event: str,
-    chat_id: int,
-    user_id: int | None = None,
-    number_masked: str | None = None,
-    number_hash: str | None = None,
-    country_code: int | None = None,
-    request_id: str | None = None,
-    detail: str | None = None,
-) -> None:
-    """Append one audit event (in the caller's transaction)."""
-    session.add(
-        AuthEvent(
-            at=at,
-            event=event,
-            chat_id=chat_id,
-            user_id=user_id,
-            number_masked=number_masked,
-            number_hash=number_hash,
-            country_code=country_code,
-            request_id=request_id,
-            detail=detail,
-        )
-    )
+async def add_events(session: AsyncSession, *, rows: Sequence[dict[str, object]]) -> None:
+    """Append audit events (in the caller's transaction), several in one statement; each
+    row holds `auth_events` columns (see `Audit.row`)."""
+    await session.execute(insert(AuthEvent), rows)
 
 
 async def recent_events(
@@ -414,6 +499,14 @@ async def put_notice(
 ) -> None:
     """Leave a chat a notice for its next message (replacing an older one)."""
     await session.merge(ChatNotice(chat_id=chat_id, kind=kind, phone_number=phone_number, at=at))
+
+
+async def chats_with_notice(session: AsyncSession, *, chat_ids: Sequence[int]) -> set[int]:
+    """Which of these chats have a notice waiting."""
+    result = await session.execute(
+        select(ChatNotice.chat_id).where(ChatNotice.chat_id.in_(chat_ids))
+    )
+    return set(result.scalars())
 
 
 async def get_notice(session: AsyncSession, *, chat_id: int) -> ChatNotice | None:

@@ -54,19 +54,44 @@ class Audit:
         detail: str | None = None,
     ) -> None:
         """Append one event in the session's transaction."""
-        country: int | None = None
-        if e164:
-            parsed = phone.parse(e164)
-            country = parsed.country_code if parsed else None
-        await repo.add_event(
+        await repo.add_events(
             session,
-            at=self._now(),
-            event=event.value,
-            chat_id=chat_id,
-            user_id=user_id,
-            number_masked=phone.mask(e164) if e164 else None,
-            number_hash=self.hash(e164) if e164 else None,
-            country_code=country,
-            request_id=request_id,
-            detail=detail[:64] if detail else None,
+            rows=[
+                self.row(
+                    event,
+                    chat_id=chat_id,
+                    user_id=user_id,
+                    e164=e164,
+                    request_id=request_id,
+                    detail=detail,
+                )
+            ],
         )
+
+    def row(
+        self,
+        event: Event,
+        *,
+        chat_id: int,
+        user_id: int | None = None,
+        e164: str | None = None,
+        country_code: int | None = None,
+        request_id: str | None = None,
+        detail: str | None = None,
+    ) -> dict[str, object]:
+        """One event as a row for `repo.add_events` (several are written in one statement).
+        The country comes from the number unless the caller already knows it."""
+        if e164 and country_code is None:
+            parsed = phone.parse(e164)
+            country_code = parsed.country_code if parsed else None
+        return {
+            "at": self._now(),
+            "event": event.value,
+            "chat_id": chat_id,
+            "user_id": user_id,
+            "number_masked": phone.mask(e164) if e164 else None,
+            "number_hash": self.hash(e164) if e164 else None,
+            "country_code": country_code,
+            "request_id": request_id,
+            "detail": detail[:64] if detail else None,
+        }

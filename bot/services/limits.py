@@ -4,6 +4,7 @@ across restarts and across every process sharing it."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -60,6 +61,8 @@ async def rate_refusal(
     counts = await repo.start_counts(
         session, chat_id=chat_id, number_hash=number_hash, hour_ago=now - HOUR, day_ago=now - DAY
     )
+    if admits(limits, counts, now):
+        return None
     refusals: list[Refusal] = []
     keys = (
         (chat_id, None, counts.chat_hour, counts.chat_day, counts.chat_newest),
@@ -96,6 +99,44 @@ async def rate_refusal(
     if global_end is not None:
         return Refusal("global", global_end)
     return None
+
+
+def admits(limits: Limits, counts: repo.StartCounts, now: datetime) -> bool:
+    """Whether a start fits every rate limit, given the recent starts. When it does not,
+    `rate_refusal` says which limit it breaks and until when."""
+    cooldown = timedelta(seconds=limits.cooldown_seconds)
+    for in_hour, in_day, newest in (
+        (counts.chat_hour, counts.chat_day, counts.chat_newest),
+        (counts.number_hour, counts.number_day, counts.number_newest),
+    ):
+        if newest is not None and limits.cooldown_seconds and newest + cooldown > now:
+            return False
+        if in_hour >= limits.starts_per_hour or in_day >= limits.starts_per_day:
+            return False
+    return counts.everyone_hour < limits.global_starts_per_hour
+
+
+def counts_among(
+    starts: Sequence[repo.StartRow],
+    *,
+    chat_id: int,
+    number_hash: str,
+    hour_ago: datetime,
+    everyone_hour: int,
+) -> repo.StartCounts:
+    """`repo.start_counts` worked out from already fetched starts of the last day (those of
+    a batch's chats and numbers), for one chat and number."""
+    chat = [start.created_at for start in starts if start.chat_id == chat_id]
+    number = [start.created_at for start in starts if start.number_hash == number_hash]
+    return repo.StartCounts(
+        chat_hour=sum(1 for at in chat if at > hour_ago),
+        chat_day=len(chat),
+        chat_newest=max(chat, default=None),
+        number_hour=sum(1 for at in number if at > hour_ago),
+        number_day=len(number),
+        number_newest=max(number, default=None),
+        everyone_hour=everyone_hour,
+    )
 
 
 async def _window_free_at(

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.batching import Coalescer
 from bot.db import repo
 from bot.db.models import LoginFlow, VerifiedUser
 from bot.services import limits as limits_rules
@@ -139,6 +140,11 @@ class LoginService:
         self._limits = limits
         self._policy = policy
         self._now = clock
+        # The steps of an update burst: concurrent updates share their database round trips
+        # (see bot.batching); each still sees exactly what it would alone.
+        self._states = Coalescer(self._load_states)
+        self._reservations = Coalescer(self._reserve_starts)
+        self._codes_sent = Coalescer(self._record_codes_sent)
 
     # ---- reading ------------------------------------------------------------------------
 
@@ -162,21 +168,31 @@ class LoginService:
     ) -> tuple[Step | None, tuple[str, str | None] | None]:
         """The chat's step (after expiring a code whose time is up) and, once, a notice left
         for it (its login moved to another chat or was revoked): (step, (kind, number))."""
-        async with self._readers() as session:
-            flow = await repo.get_flow(session, chat_id=chat_id)
-            pending = await repo.get_notice(session, chat_id=chat_id) if take_notice else None
+        step, expires_at, has_notice = await self._states(chat_id)
         notice = None
-        if pending is not None:
+        if take_notice and has_notice:
             async with self._sessions.begin() as session:
                 taken = await repo.take_notice(session, chat_id=chat_id)
             if taken is not None:
                 notice = (taken.kind, taken.phone_number)
-        if flow is None:
+        if step is None:
             return None, notice
-        if flow.step == Step.CODE and self._expired(flow):
-            await self._expire(flow)
-            return Step.EXPIRED, notice
-        return Step(flow.step), notice
+        if step == Step.CODE and expires_at is not None and expires_at <= self._now():
+            flow = await self.flow_of(chat_id)
+            if flow is not None and flow.step == Step.CODE and self._expired(flow):
+                await self._expire(flow)
+                return Step.EXPIRED, notice
+            return (Step(flow.step) if flow is not None else None), notice
+        return Step(step), notice
+
+    async def _load_states(
+        self, chat_ids: list[int]
+    ) -> list[tuple[str | None, datetime | None, bool]]:
+        """(step, code expiry, notice waiting) of several chats, in two queries."""
+        async with self._readers() as session:
+            flows = await repo.flow_states(session, chat_ids=chat_ids)
+            notices = await repo.chats_with_notice(session, chat_ids=chat_ids)
+        return [(*flows.get(chat_id, (None, None)), chat_id in notices) for chat_id in chat_ids]
 
     # ---- the flow -----------------------------------------------------------------------
 
@@ -237,7 +253,18 @@ class LoginService:
                 )
             return NumberOutcome(NumberResult.REFUSED, refusal=refusal)
         hashed = self._audit.hash(number.e164)
+        start_id = await self._reservations(
+            _Reservation(person.chat_id, hashed, number.e164, number.country_code)
+        )
+        if start_id is None:
+            # Not admitted with the batch: find out why (or start after all, if something
+            # changed since), with the refusal and its time.
+            return await self._reserve_alone(person, number, hashed)
+        return await self._start_counted(person, number, start_id)
 
+    async def _reserve_alone(
+        self, person: Person, number: PhoneNumber, hashed: str
+    ) -> NumberOutcome:
         async with self._sessions.begin() as session:
             state = await repo.flow_step_and_number(session, chat_id=person.chat_id)
             if state is None or state[0] != Step.NUMBER:
@@ -273,7 +300,56 @@ class LoginService:
             if refusal.rule == "global" and await self._claim_alert("global_limit"):
                 alert = "global_limit"
             return NumberOutcome(NumberResult.LIMITED, refusal=refusal, alert=alert)
+        return await self._start_counted(person, number, start_id)
 
+    async def _reserve_starts(self, batch: list[_Reservation]) -> list[int | None]:
+        """Count a start for every reservation that may start now, in one transaction: the
+        chat still waits for a number, is not logged in with this one, and every rate limit
+        allows it, counting the starts admitted before it in the same batch. The others get
+        None (and go through `_reserve_alone`, which says why)."""
+        now = self._now()
+        hour_ago = now - limits_rules.HOUR
+        chat_ids = sorted({item.chat_id for item in batch})
+        hashes = sorted({item.number_hash for item in batch})
+        async with self._sessions.begin() as session:
+            # Locks in the order `_reserve_alone` takes them: the flow rows, then the numbers.
+            states = await repo.flow_steps_and_numbers(session, chat_ids=chat_ids)
+            await repo.lock_numbers(session, number_hashes=hashes)
+            starts = await repo.recent_starts(
+                session, chat_ids=chat_ids, number_hashes=hashes, since=now - limits_rules.DAY
+            )
+            everyone = await repo.count_starts(session, since=hour_ago)
+            admitted: list[tuple[repo.StartRow, int]] = []
+            positions: list[int | None] = []
+            for item in batch:
+                state = states.get(item.chat_id)
+                counts = limits_rules.counts_among(
+                    starts,
+                    chat_id=item.chat_id,
+                    number_hash=item.number_hash,
+                    hour_ago=hour_ago,
+                    everyone_hour=everyone,
+                )
+                if (
+                    state is None
+                    or state[0] != Step.NUMBER
+                    or state[1] == item.e164
+                    or not limits_rules.admits(self._limits, counts, now)
+                ):
+                    positions.append(None)
+                    continue
+                start = repo.StartRow(item.chat_id, item.number_hash, now)
+                starts.append(start)
+                everyone += 1
+                positions.append(len(admitted))
+                admitted.append((start, item.country_code))
+            ids = await repo.add_starts(session, rows=admitted) if admitted else []
+        return [None if position is None else ids[position] for position in positions]
+
+    async def _start_counted(
+        self, person: Person, number: PhoneNumber, start_id: int
+    ) -> NumberOutcome:
+        """Ask Vonage for the start already counted under `start_id`."""
         try:
             request_id = await self._start_or_recover(person, number)
         except VerifyFailure as failure:
@@ -514,6 +590,64 @@ class LoginService:
     async def _code_sent(
         self, person: Person, number: PhoneNumber, request_id: str, *, reused: bool
     ) -> NumberOutcome:
+        if reused:
+            expires_at = await self._record_reused(person, number, request_id)
+        else:
+            expires_at = await self._codes_sent(_CodeSent(person, number, request_id))
+        logger.info("Code sent to %s for chat %s", number.masked, person.chat_id)
+        result = NumberResult.ALREADY_SENT if reused else NumberResult.CODE_SENT
+        return NumberOutcome(result, expires_at=expires_at, phone_number=number.e164)
+
+    async def _record_codes_sent(self, batch: list[_CodeSent]) -> list[datetime]:
+        """Step CODE, with the request, a fresh expiry and all tries, for several chats in
+        one transaction (one statement per kind of change), with their audit events."""
+        now = self._now()
+        expires_at = now + timedelta(seconds=self._policy.code_ttl_seconds)
+        async with self._sessions.begin() as session:
+            have_flow = await repo.locked_flow_chats(
+                session, chat_ids=sorted({item.person.chat_id for item in batch})
+            )
+            updates: list[dict[str, object]] = []
+            inserts: list[dict[str, object]] = []
+            events: list[dict[str, object]] = []
+            for item in batch:
+                chat_id, user_id = item.person.chat_id, item.person.user_id
+                values: dict[str, object] = {
+                    "chat_id": chat_id,
+                    "step": Step.CODE,
+                    "phone_number": item.number.e164,
+                    "request_id": item.request_id,
+                    "tries_left": self._policy.max_attempts,
+                    "code_sent_at": now,
+                    "expires_at": expires_at,
+                }
+                if chat_id in have_flow:
+                    updates.append(values)
+                else:  # gone meanwhile (purged): the code still works for this chat
+                    inserts.append({**values, "user_id": user_id, "started_at": now})
+                    have_flow.add(chat_id)
+                events.append(
+                    self._audit.row(
+                        Event.CODE_SENT,
+                        chat_id=chat_id,
+                        user_id=user_id,
+                        e164=item.number.e164,
+                        country_code=item.number.country_code,
+                        request_id=item.request_id,
+                    )
+                )
+            if inserts:
+                await repo.add_flows(session, rows=inserts)
+            if updates:
+                await repo.set_codes_sent(session, rows=updates)
+            await repo.add_events(session, rows=events)
+        return [expires_at] * len(batch)
+
+    async def _record_reused(
+        self, person: Person, number: PhoneNumber, request_id: str
+    ) -> datetime | None:
+        """Step CODE with a request that was already running for this chat: it keeps the
+        expiry and tries it had."""
         now = self._now()
         async with self._sessions.begin() as session:
             flow = await repo.get_flow(session, chat_id=person.chat_id, lock=True)
@@ -522,7 +656,7 @@ class LoginService:
             flow.step = Step.CODE
             flow.phone_number = number.e164
             flow.request_id = request_id
-            if not reused or flow.expires_at is None:
+            if flow.expires_at is None:
                 flow.tries_left = self._policy.max_attempts
                 flow.code_sent_at = now
                 flow.expires_at = now + timedelta(seconds=self._policy.code_ttl_seconds)
@@ -534,11 +668,9 @@ class LoginService:
                 user_id=person.user_id,
                 e164=number.e164,
                 request_id=request_id,
-                detail="reused" if reused else None,
+                detail="reused",
             )
-        logger.info("Code sent to %s for chat %s", number.masked, person.chat_id)
-        result = NumberResult.ALREADY_SENT if reused else NumberResult.CODE_SENT
-        return NumberOutcome(result, expires_at=flow.expires_at, phone_number=number.e164)
+        return flow.expires_at
 
     async def _start_failed(
         self, person: Person, number: PhoneNumber, failure: VerifyFailure, start_id: int
@@ -635,4 +767,23 @@ class LoginService:
 
 @dataclass(frozen=True, slots=True)
 class _Reused:
+    request_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Reservation:
+    """A start to count, if the limits allow it."""
+
+    chat_id: int
+    number_hash: str
+    e164: str
+    country_code: int
+
+
+@dataclass(frozen=True, slots=True)
+class _CodeSent:
+    """A start Vonage accepted, to record."""
+
+    person: Person
+    number: PhoneNumber
     request_id: str

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -70,6 +71,7 @@ class VerifyClient:
         self._vonage = vonage
         self._config = config
         self._timeout = timeout
+        self._max_workers = max_workers
         self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="vonage")
 
     @classmethod
@@ -104,6 +106,20 @@ class VerifyClient:
         return cls(
             Vonage(auth, options), config, max_workers=max_workers, timeout=timeout_seconds + 5
         )
+
+    def start_workers(self) -> None:
+        """Start every worker thread now (blocking, briefly). The pool otherwise starts them
+        one per call, from the event loop, which then waits for each new thread to run: in a
+        burst of logins that wait adds up before the last Verify call goes out."""
+        ready = threading.Barrier(self._max_workers + 1)
+        # Each task holds its thread until all are running, so the pool starts a new one
+        # for every task (idle threads are reused, busy ones are not).
+        for _ in range(self._max_workers):
+            self._executor.submit(ready.wait, 30)
+        try:
+            ready.wait(30)
+        except threading.BrokenBarrierError:
+            logger.warning("Not every Verify worker thread started in time")
 
     def close(self) -> None:
         """Let running calls finish, then free the threads and sockets."""
