@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 import requests
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.db.models import LoginFlow, VerificationStart, VerifiedUser
+from bot.db.models import AuthEvent, LoginFlow, VerificationStart, VerifiedUser
 from bot.handlers.base import BotApp
 from bot.sandbox import FakeTelegram, FakeVerify
 from tests.conftest import ADMIN_ID, VONAGE_KEY, VONAGE_SECRET, Chat, Clock, login, stop_bot
@@ -278,6 +278,81 @@ async def test_global_limit_refuses_everyone_and_tells_admins_once(
     assert len(alerts) == 1
     assert "LIMIT_GLOBAL_STARTS_PER_HOUR" in alerts[0].text
     assert len(verify.calls("start")) == 2
+
+
+async def _numbers_at_once(chats: list[Chat], numbers: list[str]) -> list[str]:
+    """Every chat (waiting for its number) sends one at the same moment, so the bot gets
+    them in one batch of updates; returns each chat's first answer."""
+    for chat, number in zip(chats, numbers, strict=True):
+        chat.tg.send_text(chat.id, number)
+    return [(await chat.tg.wait_for_messages(chat.id, 1, timeout=10))[0].text for chat in chats]
+
+
+async def test_numbers_arriving_together_still_respect_the_global_limit(
+    tg: FakeTelegram, verify: FakeVerify, strict: Callable[..., Any]
+) -> None:
+    await strict(limit_global_starts_per_hour=3)
+    tg.user(ADMIN_ID, "Admin")
+    chats = [Chat(tg, 1001 + i, f"User{i}", None) for i in range(6)]
+    for chat in chats:
+        await chat.send("/login")
+    answers = await _numbers_at_once(chats, [f"+44 7400 30000{i}" for i in range(6)])
+    sent = [a for a in answers if "code is on its way" in a]
+    refused = [a for a in answers if a.startswith("I am receiving too many login requests")]
+    assert (len(sent), len(refused)) == (3, 3), answers
+    await tg.wait_idle()
+    assert len(verify.calls("start")) == 3
+    assert len(tg.messages(ADMIN_ID)) == 1
+
+
+async def test_one_number_from_two_chats_at_once_gets_one_code(
+    tg: FakeTelegram, verify: FakeVerify, strict: Callable[..., Any]
+) -> None:
+    await strict()
+    ada, bob = Chat(tg, 1001), Chat(tg, 1002, "Bob", "bob")
+    for chat in (ada, bob):
+        await chat.send("/login")
+    answers = await _numbers_at_once([ada, bob], [NUMBER, NUMBER])
+    assert sorted(answer[:30] for answer in answers) == [
+        "A 6-digit code is on its way t",
+        "Too many codes were asked for ",
+    ], answers
+    await tg.wait_idle()
+    assert len(verify.calls("start")) == 1
+
+
+async def test_a_burst_of_logins_all_succeed_and_are_recorded(
+    tg: FakeTelegram,
+    verify: FakeVerify,
+    start_bot: Callable[..., Any],
+    db: async_sessionmaker[AsyncSession],
+) -> None:
+    await start_bot()
+    chats = [Chat(tg, 2001 + i, f"User{i}", None) for i in range(30)]
+    numbers = [f"+44 7400 4{i:05d}" for i in range(30)]
+    for chat in chats:
+        await chat.send("/login")
+    answers = await _numbers_at_once(chats, numbers)
+    assert all("code is on its way" in answer for answer in answers), answers
+    for chat in chats:  # the message with the buttons follows each
+        await tg.wait_for_messages(chat.id, 1)
+    for chat, number in zip(chats, numbers, strict=True):
+        tg.send_text(chat.id, verify.last_code(to=number.replace(" ", "")))
+    for chat in chats:
+        (done,) = await tg.wait_for_messages(chat.id, 1, timeout=10)
+        assert done.text.startswith("You are logged in as"), done.text
+    async with db() as session:
+        rows = await session.execute(select(VerifiedUser.chat_id, VerifiedUser.phone_number))
+        logins = {chat_id: number for chat_id, number in rows}
+        counted = await session.scalar(select(func.count()).select_from(VerificationStart))
+        sent_events = await session.scalar(
+            select(func.count()).select_from(AuthEvent).where(AuthEvent.event == "code_sent")
+        )
+        flows = await session.scalar(select(func.count()).select_from(LoginFlow))
+    assert logins == {
+        chat.id: number.replace(" ", "") for chat, number in zip(chats, numbers, strict=True)
+    }
+    assert (counted, sent_events, flows) == (30, 30, 0)
 
 
 @pytest.mark.parametrize(

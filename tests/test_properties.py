@@ -120,6 +120,10 @@ def errors(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     return caplog
 
 
+# Telegram allows a bot 20 messages a minute to one group, and PTB's rate limiter holds the
+# group answers back accordingly: at the end of a run, updates of the busiest group may wait
+# up to a minute for their turn, and stopping the bot waits for them.
+@pytest.mark.timeout(300)
 @settings(
     max_examples=80,
     deadline=None,
