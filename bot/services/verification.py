@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import os
+import ssl
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +18,10 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import requests
+from requests.adapters import HTTPAdapter
+from requests.utils import DEFAULT_CA_BUNDLE_PATH
+from urllib3.util import Retry
+from urllib3.util.ssl_ import create_urllib3_context
 from vonage import Auth, HttpClientOptions, Vonage
 from vonage_http_client.errors import HttpRequestError
 from vonage_verify import SmsChannel, VerifyRequest, VoiceChannel
@@ -103,9 +109,14 @@ class VerifyClient:
             # A retried POST could start a second paid verification; we retry nothing.
             max_retries=0,
         )
-        return cls(
-            Vonage(auth, options), config, max_workers=max_workers, timeout=timeout_seconds + 5
+        vonage = Vonage(auth, options)
+        vonage.http_client._session.mount(
+            "https://",
+            SharedTlsContextAdapter(
+                pool_connections=1, pool_maxsize=max_workers, max_retries=Retry(total=0)
+            ),
         )
+        return cls(vonage, config, max_workers=max_workers, timeout=timeout_seconds + 5)
 
     def start_workers(self) -> None:
         """Start every worker thread now (blocking, briefly). The pool otherwise starts them
@@ -183,6 +194,58 @@ class VerifyClient:
             if failure.kind is FailureKind.CONFLICT:
                 raise VerifyFailure(FailureKind.NO_NEXT_CHANNEL, status=409) from None
             raise
+
+
+class SharedTlsContextAdapter(HTTPAdapter):
+    """requests' HTTPS transport with one TLS context per trusted-CA bundle, made once.
+
+    Out of the box, every new connection gets a fresh context and reads the whole CA bundle
+    into it: about 13 ms of CPU with certifi's bundle, so a burst of 100 logins (100 new
+    connections to Vonage) would spend over a second of CPU on it. The context is the one
+    urllib3 would build (`create_urllib3_context`, certificate and hostname checks on) for the
+    same `verify` value (`True`: certifi; a path: `REQUESTS_CA_BUNDLE` and the like).
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        self._contexts: dict[str, ssl.SSLContext] = {}
+        self._contexts_lock = threading.Lock()
+        super().__init__(**kwargs)
+
+    def _context(self, where: str) -> ssl.SSLContext:
+        with self._contexts_lock:
+            context = self._contexts.get(where)
+            if context is None:
+                context = create_urllib3_context(cert_reqs=ssl.CERT_REQUIRED)
+                if os.path.isdir(where):
+                    context.load_verify_locations(capath=where)
+                else:
+                    context.load_verify_locations(cafile=where)
+                self._contexts[where] = context
+            return context
+
+    @staticmethod
+    def _shares(url: str, verify: Any, cert: Any) -> bool:
+        return bool(verify) and cert is None and url.lower().startswith("https")
+
+    def build_connection_pool_key_attributes(
+        self, request: requests.PreparedRequest, verify: Any, cert: Any = None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The pool's TLS settings: the shared context instead of a CA path to load."""
+        host, pool = super().build_connection_pool_key_attributes(request, verify, cert)
+        if self._shares(request.url or "", verify, cert):
+            where = verify if isinstance(verify, str) else DEFAULT_CA_BUNDLE_PATH
+            pool.pop("ca_certs", None)
+            pool.pop("ca_cert_dir", None)
+            pool["ssl_context"] = self._context(where)
+        return host, pool
+
+    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
+        """As requests does, but without a CA path for urllib3 to load per connection (the
+        shared context has it already)."""
+        super().cert_verify(conn, url, verify, cert)
+        if self._shares(url, verify, cert):
+            conn.ca_certs = None
+            conn.ca_cert_dir = None
 
 
 def _classify(what: str, error: HttpRequestError) -> VerifyFailure:

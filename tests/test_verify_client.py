@@ -1,0 +1,75 @@
+"""The Verify client's transport: the real SDK over HTTPS to the stand-in Verify server, with
+one TLS context per CA bundle instead of one per connection."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from bot.sandbox import FakeVerify, SandboxCA
+from bot.services.verification import FailureKind, VerifyClient, VerifyConfig, VerifyFailure
+from tests.conftest import VONAGE_KEY, VONAGE_SECRET
+
+
+def client(verify: FakeVerify, *, workers: int = 8) -> VerifyClient:
+    return VerifyClient.from_credentials(
+        config=VerifyConfig(brand="Test", code_length=6, channel_timeout=60, workflow=("sms",)),
+        api_host=verify.host,
+        timeout_seconds=5,
+        max_workers=workers,
+        api_key=VONAGE_KEY,
+        api_secret=VONAGE_SECRET,
+    )
+
+
+async def test_new_connections_reuse_the_trust_loaded_once(
+    verify: FakeVerify, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bundle = tmp_path / "ca.pem"
+    bundle.write_bytes(verify.ca.ca_pem)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+    vonage = client(verify)
+    try:
+        await vonage.start("447400100000")
+        # The file now names a CA that did not sign the server's certificate: a connection
+        # that read it again would fail. The new connections below trust what was loaded.
+        with SandboxCA() as other:
+            bundle.write_bytes(other.ca_pem)
+        verify.latency = 0.2  # keep the calls overlapping: each needs its own connection
+        ids = await asyncio.gather(*(vonage.start(f"44740010000{i}") for i in range(1, 6)))
+    finally:
+        await asyncio.to_thread(vonage.close)
+    assert len(set(ids)) == 5
+    assert len(verify.calls("start")) == 6
+
+
+async def test_a_server_the_bundle_does_not_trust_is_refused(
+    verify: FakeVerify, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with SandboxCA() as other:
+        bundle = tmp_path / "other.pem"
+        bundle.write_bytes(other.ca_pem)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+    vonage = client(verify)
+    try:
+        with pytest.raises(VerifyFailure) as failure:
+            await vonage.start("447400100000")
+    finally:
+        await asyncio.to_thread(vonage.close)
+    assert failure.value.kind is FailureKind.UNAVAILABLE
+    assert verify.calls("start") == []  # the TLS handshake failed: no request was sent
+
+
+async def test_start_workers_runs_every_worker_thread(verify: FakeVerify) -> None:
+    vonage = client(verify, workers=16)
+    try:
+        await asyncio.to_thread(vonage.start_workers)
+        workers = vonage._executor._threads
+        assert len(workers) == 16
+        assert all(thread.is_alive() for thread in workers)
+        # and they serve calls
+        assert await vonage.start("447400100000")
+    finally:
+        await asyncio.to_thread(vonage.close)
