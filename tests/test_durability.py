@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.db.models import VerifiedUser
+from bot.db.models import LoginFlow, VerifiedUser
 from bot.sandbox import FakeTelegram, FakeVerify
 from tests.conftest import Chat, Clock, stop_bot
 
@@ -61,3 +62,26 @@ async def test_code_that_expired_while_the_bot_was_down_is_answered_as_expired(
     assert len(verify.calls("cancel")) == 1
     assert verify.calls("check") == []
     assert "/login" in await chat.say(code)
+
+
+async def test_a_flow_removed_while_vonage_sends_the_code_is_recorded_again(
+    tg: FakeTelegram,
+    verify: FakeVerify,
+    start_bot: Callable[..., Any],
+    db: async_sessionmaker[AsyncSession],
+) -> None:
+    await start_bot()
+    chat = Chat(tg, 1001)
+    await chat.send("/login")
+    verify.latency = 0.5
+    tg.send_text(chat.id, "+44 7400 123123")
+    await tg.wait_for(lambda: len(verify.calls("start")) == 1, 5)
+    async with db.begin() as session:  # e.g. purged as stale meanwhile
+        await session.execute(delete(LoginFlow).where(LoginFlow.chat_id == chat.id))
+    sent, _buttons = await tg.wait_for_messages(chat.id, 2)
+    assert "code is on its way" in sent.text
+    assert (await chat.say(verify.last_code())).startswith("You are logged in as")
+    async with db() as session:
+        login = await session.get(VerifiedUser, chat.id)
+    assert login is not None
+    assert login.phone_number == "+447400123123"

@@ -6,8 +6,20 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import ARRAY, String, bindparam, delete, func, insert, select, text, update
+from sqlalchemy import (
+    ARRAY,
+    String,
+    Table,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -55,10 +67,25 @@ async def locked_flow_chats(session: AsyncSession, *, chat_ids: Sequence[int]) -
     return set(result.scalars())
 
 
-async def set_codes_sent(session: AsyncSession, *, rows: Sequence[dict[str, object]]) -> None:
-    """Update several flows by chat id (each row: `chat_id` and the columns to set; every
-    row the same columns), in one executemany."""
-    await session.execute(update(LoginFlow), rows)
+async def update_flows(session: AsyncSession, *, rows: Sequence[dict[str, object]]) -> int:
+    """Update several flows by chat id in one executemany (each row: `chat_id` and the
+    columns to set, the same columns in every row). Returns how many rows were updated: fewer
+    than given means some chats have no flow."""
+    if not rows:
+        return 0
+    table = cast(Table, LoginFlow.__table__)
+    columns = [name for name in rows[0] if name != "chat_id"]
+    statement = (
+        update(table)
+        .where(table.c.chat_id == bindparam("flow_chat_id"))
+        .values({name: bindparam(f"new_{name}") for name in columns})
+    )
+    params = [
+        {"flow_chat_id": row["chat_id"], **{f"new_{name}": row[name] for name in columns}}
+        for row in rows
+    ]
+    result = await session.execute(statement, params)
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 async def add_flows(session: AsyncSession, *, rows: Sequence[dict[str, object]]) -> None:

@@ -600,20 +600,15 @@ class LoginService:
 
     async def _record_codes_sent(self, batch: list[_CodeSent]) -> list[datetime]:
         """Step CODE, with the request, a fresh expiry and all tries, for several chats in
-        one transaction (one statement per kind of change), with their audit events."""
+        one transaction with their audit events: two statements in all."""
         now = self._now()
         expires_at = now + timedelta(seconds=self._policy.code_ttl_seconds)
-        async with self._sessions.begin() as session:
-            have_flow = await repo.locked_flow_chats(
-                session, chat_ids=sorted({item.person.chat_id for item in batch})
-            )
-            updates: list[dict[str, object]] = []
-            inserts: list[dict[str, object]] = []
-            events: list[dict[str, object]] = []
-            for item in batch:
-                chat_id, user_id = item.person.chat_id, item.person.user_id
-                values: dict[str, object] = {
-                    "chat_id": chat_id,
+        rows: list[dict[str, object]] = []
+        events: list[dict[str, object]] = []
+        for item in batch:
+            rows.append(
+                {
+                    "chat_id": item.person.chat_id,
                     "step": Step.CODE,
                     "phone_number": item.number.e164,
                     "request_id": item.request_id,
@@ -621,25 +616,29 @@ class LoginService:
                     "code_sent_at": now,
                     "expires_at": expires_at,
                 }
-                if chat_id in have_flow:
-                    updates.append(values)
-                else:  # gone meanwhile (purged): the code still works for this chat
-                    inserts.append({**values, "user_id": user_id, "started_at": now})
-                    have_flow.add(chat_id)
-                events.append(
-                    self._audit.row(
-                        Event.CODE_SENT,
-                        chat_id=chat_id,
-                        user_id=user_id,
-                        e164=item.number.e164,
-                        country_code=item.number.country_code,
-                        request_id=item.request_id,
-                    )
+            )
+            events.append(
+                self._audit.row(
+                    Event.CODE_SENT,
+                    chat_id=item.person.chat_id,
+                    user_id=item.person.user_id,
+                    e164=item.number.e164,
+                    country_code=item.number.country_code,
+                    request_id=item.request_id,
                 )
-            if inserts:
-                await repo.add_flows(session, rows=inserts)
-            if updates:
-                await repo.set_codes_sent(session, rows=updates)
+            )
+        async with self._sessions.begin() as session:
+            if await repo.update_flows(session, rows=rows) < len(rows):
+                # Some flow is gone (purged meanwhile): the code still works for its chat.
+                have_flow = await repo.locked_flow_chats(
+                    session, chat_ids=[item.person.chat_id for item in batch]
+                )
+                missing = {
+                    item.person.chat_id: {**row, "user_id": item.person.user_id, "started_at": now}
+                    for item, row in zip(batch, rows, strict=True)
+                    if item.person.chat_id not in have_flow
+                }
+                await repo.add_flows(session, rows=list(missing.values()))
             await repo.add_events(session, rows=events)
         return [expires_at] * len(batch)
 
