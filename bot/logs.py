@@ -20,6 +20,7 @@ QUIET_LOGGERS = {
     "vonage": logging.ERROR,
     "urllib3": logging.WARNING,
     "aiohttp.access": logging.WARNING,
+    "aiohttp.client": logging.WARNING,
     "apscheduler": logging.WARNING,
     # database drivers log statements with their parameters (numbers) at DEBUG
     "aiosqlite": logging.WARNING,
