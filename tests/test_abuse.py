@@ -4,6 +4,7 @@ should not, and the flow's state only changes when it should."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -326,7 +327,9 @@ async def test_a_burst_of_logins_all_succeed_and_are_recorded(
     verify: FakeVerify,
     start_bot: Callable[..., Any],
     db: async_sessionmaker[AsyncSession],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.WARNING, logger="bot.batching")
     await start_bot()
     chats = [Chat(tg, 2001 + i, f"User{i}", None) for i in range(30)]
     numbers = [f"+44 7400 4{i:05d}" for i in range(30)]
@@ -353,6 +356,8 @@ async def test_a_burst_of_logins_all_succeed_and_are_recorded(
         chat.id: number.replace(" ", "") for chat, number in zip(chats, numbers, strict=True)
     }
     assert (counted, sent_events, flows) == (30, 30, 0)
+    # Each step of the burst was done in batches, none of which had to be retried alone.
+    assert [r.getMessage() for r in caplog.records if r.name == "bot.batching"] == []
 
 
 @pytest.mark.parametrize(

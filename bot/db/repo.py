@@ -67,10 +67,10 @@ async def locked_flow_chats(session: AsyncSession, *, chat_ids: Sequence[int]) -
     return set(result.scalars())
 
 
-async def update_flows(session: AsyncSession, *, rows: Sequence[dict[str, object]]) -> int:
+async def update_flows(session: AsyncSession, *, rows: Sequence[dict[str, object]]) -> int | None:
     """Update several flows by chat id in one executemany (each row: `chat_id` and the
-    columns to set, the same columns in every row). Returns how many rows were updated: fewer
-    than given means some chats have no flow."""
+    columns to set, the same columns in every row). Returns how many rows were updated (fewer
+    than given: some chats have no flow), or None where the driver cannot tell (asyncpg)."""
     if not rows:
         return 0
     table = cast(Table, LoginFlow.__table__)
@@ -85,6 +85,8 @@ async def update_flows(session: AsyncSession, *, rows: Sequence[dict[str, object
         for row in rows
     ]
     result = await session.execute(statement, params)
+    if len(params) > 1 and not result.supports_sane_multi_rowcount():  # type: ignore[attr-defined]
+        return None
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 

@@ -628,8 +628,9 @@ class LoginService:
                 )
             )
         async with self._sessions.begin() as session:
-            if await repo.update_flows(session, rows=rows) < len(rows):
-                # Some flow is gone (purged meanwhile): the code still works for its chat.
+            updated = await repo.update_flows(session, rows=rows)
+            if updated is None or updated < len(rows):
+                # Some flow may be gone (purged meanwhile): the code still works for its chat.
                 have_flow = await repo.locked_flow_chats(
                     session, chat_ids=[item.person.chat_id for item in batch]
                 )
@@ -638,7 +639,8 @@ class LoginService:
                     for item, row in zip(batch, rows, strict=True)
                     if item.person.chat_id not in have_flow
                 }
-                await repo.add_flows(session, rows=list(missing.values()))
+                if missing:
+                    await repo.add_flows(session, rows=list(missing.values()))
             await repo.add_events(session, rows=events)
         return [expires_at] * len(batch)
 
