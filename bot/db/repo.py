@@ -538,11 +538,6 @@ async def chats_with_notice(session: AsyncSession, *, chat_ids: Sequence[int]) -
     return set(result.scalars())
 
 
-async def get_notice(session: AsyncSession, *, chat_id: int) -> ChatNotice | None:
-    """The chat's pending notice, if any (left in place)."""
-    return await session.get(ChatNotice, chat_id)
-
-
 async def take_notice(session: AsyncSession, *, chat_id: int) -> ChatNotice | None:
     """The chat's pending notice, removed as it is read."""
     notice = await session.get(ChatNotice, chat_id, populate_existing=True)
