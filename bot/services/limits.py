@@ -117,24 +117,21 @@ def admits(limits: Limits, counts: repo.StartCounts, now: datetime) -> bool:
 
 
 def counts_among(
-    starts: Sequence[repo.StartRow],
+    chat_starts: Sequence[datetime],
+    number_starts: Sequence[datetime],
     *,
-    chat_id: int,
-    number_hash: str,
     hour_ago: datetime,
     everyone_hour: int,
 ) -> repo.StartCounts:
-    """`repo.start_counts` worked out from already fetched starts of the last day (those of
-    a batch's chats and numbers), for one chat and number."""
-    chat = [start.created_at for start in starts if start.chat_id == chat_id]
-    number = [start.created_at for start in starts if start.number_hash == number_hash]
+    """`repo.start_counts` worked out from already fetched start times of the last day: the
+    chat's and the number's."""
     return repo.StartCounts(
-        chat_hour=sum(1 for at in chat if at > hour_ago),
-        chat_day=len(chat),
-        chat_newest=max(chat, default=None),
-        number_hour=sum(1 for at in number if at > hour_ago),
-        number_day=len(number),
-        number_newest=max(number, default=None),
+        chat_hour=sum(1 for at in chat_starts if at > hour_ago),
+        chat_day=len(chat_starts),
+        chat_newest=max(chat_starts, default=None),
+        number_hour=sum(1 for at in number_starts if at > hour_ago),
+        number_day=len(number_starts),
+        number_newest=max(number_starts, default=None),
         everyone_hour=everyone_hour,
     )
 

@@ -315,20 +315,22 @@ class LoginService:
             # Locks in the order `_reserve_alone` takes them: the flow rows, then the numbers.
             states = await repo.flow_steps_and_numbers(session, chat_ids=chat_ids)
             await repo.lock_numbers(session, number_hashes=hashes)
-            starts = await repo.recent_starts(
+            by_chat: dict[int, list[datetime]] = {}
+            by_number: dict[str, list[datetime]] = {}
+            for start in await repo.recent_starts(
                 session, chat_ids=chat_ids, number_hashes=hashes, since=now - limits_rules.DAY
-            )
+            ):
+                by_chat.setdefault(start.chat_id, []).append(start.created_at)
+                by_number.setdefault(start.number_hash, []).append(start.created_at)
             everyone = await repo.count_starts(session, since=hour_ago)
             admitted: list[tuple[repo.StartRow, int]] = []
             positions: list[int | None] = []
             for item in batch:
                 state = states.get(item.chat_id)
+                chat_starts = by_chat.setdefault(item.chat_id, [])
+                number_starts = by_number.setdefault(item.number_hash, [])
                 counts = limits_rules.counts_among(
-                    starts,
-                    chat_id=item.chat_id,
-                    number_hash=item.number_hash,
-                    hour_ago=hour_ago,
-                    everyone_hour=everyone,
+                    chat_starts, number_starts, hour_ago=hour_ago, everyone_hour=everyone
                 )
                 if (
                     state is None
@@ -338,11 +340,13 @@ class LoginService:
                 ):
                     positions.append(None)
                     continue
-                start = repo.StartRow(item.chat_id, item.number_hash, now)
-                starts.append(start)
+                chat_starts.append(now)
+                number_starts.append(now)
                 everyone += 1
                 positions.append(len(admitted))
-                admitted.append((start, item.country_code))
+                admitted.append(
+                    (repo.StartRow(item.chat_id, item.number_hash, now), item.country_code)
+                )
             ids = await repo.add_starts(session, rows=admitted) if admitted else []
         return [None if position is None else ids[position] for position in positions]
 
