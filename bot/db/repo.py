@@ -131,27 +131,12 @@ async def purge_stale_flows(session: AsyncSession, *, before: datetime) -> int:
 # ---- verified logins --------------------------------------------------------------------
 
 
-async def flow_step_and_number(
-    session: AsyncSession, *, chat_id: int
-) -> tuple[str, str | None] | None:
-    """In one query, the chat's flow step and the number it is logged in with, locking the
-    flow row (PostgreSQL); None without a flow."""
-    query = (
-        select(LoginFlow.step, VerifiedUser.phone_number)
-        .select_from(LoginFlow)
-        .outerjoin(VerifiedUser, VerifiedUser.chat_id == LoginFlow.chat_id)
-        .where(LoginFlow.chat_id == chat_id)
-        .with_for_update(of=LoginFlow)
-    )
-    row = (await session.execute(query)).first()
-    return (str(row[0]), row[1]) if row is not None else None
-
-
 async def flow_steps_and_numbers(
     session: AsyncSession, *, chat_ids: Sequence[int]
 ) -> dict[int, tuple[str, str | None]]:
-    """`flow_step_and_number` for several chats in one query (chats without a flow are
-    left out), locking their flow rows in chat order (PostgreSQL)."""
+    """For several chats in one query, the flow's step and the number the chat is logged in
+    with (chats without a flow are left out), locking the flow rows in chat order
+    (PostgreSQL; SQLite's writers already exclude each other)."""
     query = (
         select(LoginFlow.chat_id, LoginFlow.step, VerifiedUser.phone_number)
         .select_from(LoginFlow)
@@ -245,21 +230,11 @@ async def stream_logins(session: AsyncSession) -> AsyncIterator[VerifiedUser]:
 # ---- verification starts (the limits) -----------------------------------------------------
 
 
-async def lock_number(session: AsyncSession, *, number_hash: str) -> None:
-    """Serialise starts to one number across processes for the rest of the transaction.
-
-    SQLite needs nothing: every transaction there already holds the database's write lock.
-    """
-    if session.bind.dialect.name == "postgresql":
-        await session.execute(
-            text("SELECT pg_advisory_xact_lock(:namespace, hashtext(:key))"),
-            {"namespace": NUMBERS_NAMESPACE, "key": number_hash},
-        )
-
-
 async def lock_numbers(session: AsyncSession, *, number_hashes: Sequence[str]) -> None:
-    """`lock_number` for several numbers, taken in one statement and in a fixed order (so two
-    processes locking overlapping sets cannot deadlock)."""
+    """Serialise starts to these numbers across processes for the rest of the transaction,
+    taking the locks in one statement and in a fixed order (so two processes locking
+    overlapping sets cannot deadlock). SQLite needs nothing: every transaction there already
+    holds the database's write lock."""
     if session.bind.dialect.name == "postgresql" and number_hashes:
         await session.execute(
             text(
@@ -397,18 +372,6 @@ async def oldest_starts(
         query = query.where(VerificationStart.number_hash == number_hash)
     result = await session.execute(query)
     return result.scalars().all()
-
-
-async def add_start(
-    session: AsyncSession, *, chat_id: int, number_hash: str, country_code: int, at: datetime
-) -> int:
-    """Count one verification start; returns its id."""
-    start = VerificationStart(
-        chat_id=chat_id, number_hash=number_hash, country_code=country_code, created_at=at
-    )
-    session.add(start)
-    await session.flush()
-    return start.id
 
 
 async def remove_start(session: AsyncSession, *, start_id: int) -> None:

@@ -54,7 +54,7 @@ async def rate_refusal(
 ) -> Refusal | None:
     """The limit a new start would break now, with the time it frees up; None if it may go.
 
-    The caller holds the number's lock (`repo.lock_number`) for the rest of its transaction,
+    The caller holds the number's lock (`repo.lock_numbers`) for the rest of its transaction,
     so two starts cannot both pass the same last free slot. One query when nothing is over
     a limit; the times a limit frees up are looked up only for a refusal.
     """

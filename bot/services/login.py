@@ -266,13 +266,15 @@ class LoginService:
         self, person: Person, number: PhoneNumber, hashed: str
     ) -> NumberOutcome:
         async with self._sessions.begin() as session:
-            state = await repo.flow_step_and_number(session, chat_id=person.chat_id)
+            state = (await repo.flow_steps_and_numbers(session, chat_ids=[person.chat_id])).get(
+                person.chat_id
+            )
             if state is None or state[0] != Step.NUMBER:
                 return NumberOutcome(NumberResult.NO_FLOW)
             if state[1] == number.e164:
                 await repo.delete_flow(session, chat_id=person.chat_id)
                 return NumberOutcome(NumberResult.ALREADY_YOURS)
-            await repo.lock_number(session, number_hash=hashed)
+            await repo.lock_numbers(session, number_hashes=[hashed])
             now = self._now()
             refusal = await limits_rules.rate_refusal(
                 session, self._limits, chat_id=person.chat_id, number_hash=hashed, now=now
@@ -287,13 +289,8 @@ class LoginService:
                     detail=refusal.rule,
                 )
             else:
-                start_id = await repo.add_start(
-                    session,
-                    chat_id=person.chat_id,
-                    number_hash=hashed,
-                    country_code=number.country_code,
-                    at=now,
-                )
+                start = repo.StartRow(person.chat_id, hashed, now)
+                (start_id,) = await repo.add_starts(session, rows=[(start, number.country_code)])
         if refusal is not None:
             logger.info("Limited chat %s (%s): %s", person.chat_id, number.masked, refusal.rule)
             alert = None
