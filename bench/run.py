@@ -43,10 +43,10 @@ from typing import Any
 import psutil  # type: ignore[import-untyped]
 
 REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:  # run as a script: make `bot.sandbox` importable
+if str(REPO) not in sys.path:  # run as a script: make `bot.demo.sandbox` importable
     sys.path.insert(0, str(REPO))
 
-from bot.sandbox import FakeTelegram, FakeVerify, SentMessage, VerifyCall  # noqa: E402
+from bot.demo.sandbox import FakeTelegram, FakeVerify, SentMessage, VerifyCall  # noqa: E402
 
 TOKEN = "424242:BENCH-token-abcdefghijklmnopqrstuv"  # noqa: S105
 VONAGE_KEY = "benchkey"

@@ -23,7 +23,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command")
     commands.add_parser("run", help="migrate the database and start the bot (the default)")
-    from bot import cli
+    from bot.admin import cli
 
     cli.add_admin_commands(commands)
     demo = commands.add_parser(
@@ -73,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command in ("users", "events", "stats"):
         return _admin(args)
     if args.command == "demo":
-        from bot import demo
+        from bot.demo import terminal as demo
 
         return demo.main(args.script, verbose=args.verbose)
     return _run()
@@ -85,7 +85,7 @@ def _config_error(error: ValidationError | SettingError) -> int:
 
 
 def _admin(args: argparse.Namespace) -> int:
-    from bot import cli
+    from bot.admin import cli
 
     try:
         settings = DatabaseSettings()
@@ -126,7 +126,7 @@ def _run() -> int:
         log.info("Migrating the database to the latest revision")
         upgrade_sync(settings.database_url)
         if settings.webhook_url:
-            from bot.webhook import serve
+            from bot.telegram.webhook import serve
 
             asyncio.run(serve(application, settings))
             return 0

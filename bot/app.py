@@ -18,22 +18,23 @@ from telegram.ext import (
     SimpleUpdateProcessor,
 )
 
+from bot.admin.service import AdminService
+from bot.clock import utcnow
 from bot.config import Settings, hash_key
 from bot.db.engine import is_sqlite, make_engine, make_sessionmaker
 from bot.db.locks import ChatLocks
-from bot.handlers.admin import build_admin_handlers
-from bot.handlers.base import BotApp, BotContext, BotData
-from bot.handlers.common import build_common_handlers
-from bot.handlers.errors import on_error
-from bot.handlers.login import build_login_handlers
-from bot.ordering import ChatOrderedUpdateProcessor
-from bot.services.admin import AdminService
-from bot.services.audit import Audit
-from bot.services.container import Services
-from bot.services.limits import Limits
-from bot.services.login import FlowPolicy, LoginService, utcnow
-from bot.services.verification import VerifyClient, VerifyConfig
-from bot.telegram_http import AiohttpRequest
+from bot.login.audit import Audit
+from bot.login.limits import Limits
+from bot.login.service import FlowPolicy, LoginService
+from bot.login.verification import VerifyClient, VerifyConfig
+from bot.telegram.handlers.admin import build_admin_handlers
+from bot.telegram.handlers.base import BotApp, BotContext, BotData
+from bot.telegram.handlers.common import build_common_handlers
+from bot.telegram.handlers.errors import on_error
+from bot.telegram.handlers.login import build_login_handlers
+from bot.telegram.http import AiohttpRequest
+from bot.telegram.ordering import ChatOrderedUpdateProcessor
+from bot.telegram.services import Services
 
 logger = logging.getLogger(__name__)
 

@@ -20,8 +20,8 @@ from bot.app import build_application, start_polling, stop_polling
 from bot.config import Settings
 from bot.db.engine import make_engine, make_sessionmaker
 from bot.db.migrate import upgrade
-from bot.handlers.base import BotApp
-from bot.sandbox import FakeTelegram, FakeVerify, SentMessage
+from bot.demo.sandbox import FakeTelegram, FakeVerify, SentMessage
+from bot.telegram.handlers.base import BotApp
 
 TOKEN = "123456:TEST-token-abcdefghijklmnop"
 BOT_USERNAME = "LoginTestBot"

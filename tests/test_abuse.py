@@ -14,8 +14,8 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db.models import AuthEvent, LoginFlow, VerificationStart, VerifiedUser
-from bot.handlers.base import BotApp
-from bot.sandbox import FakeTelegram, FakeVerify
+from bot.demo.sandbox import FakeTelegram, FakeVerify
+from bot.telegram.handlers.base import BotApp
 from tests.conftest import ADMIN_ID, VONAGE_KEY, VONAGE_SECRET, Chat, Clock, login, stop_bot
 
 NUMBER = "+44 7400 123123"
@@ -329,7 +329,7 @@ async def test_a_burst_of_logins_all_succeed_and_are_recorded(
     db: async_sessionmaker[AsyncSession],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="bot.batching")
+    caplog.set_level(logging.WARNING, logger="bot.db.batching")
     await start_bot()
     chats = [Chat(tg, 2001 + i, f"User{i}", None) for i in range(30)]
     numbers = [f"+44 7400 4{i:05d}" for i in range(30)]
@@ -357,7 +357,7 @@ async def test_a_burst_of_logins_all_succeed_and_are_recorded(
     }
     assert (counted, sent_events, flows) == (30, 30, 0)
     # Each step of the burst was done in batches, none of which had to be retried alone.
-    assert [r.getMessage() for r in caplog.records if r.name == "bot.batching"] == []
+    assert [r.getMessage() for r in caplog.records if r.name == "bot.db.batching"] == []
 
 
 @pytest.mark.parametrize(

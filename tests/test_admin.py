@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db.models import VerifiedUser
-from bot.sandbox import FakeTelegram, FakeVerify
+from bot.demo.sandbox import FakeTelegram, FakeVerify
 from tests.conftest import ADMIN_ID, Chat, login
 
 

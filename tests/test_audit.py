@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db.engine import make_engine
 from bot.db.models import AuthEvent, VerifiedUser
-from bot.sandbox import FakeTelegram, FakeVerify
+from bot.demo.sandbox import FakeTelegram, FakeVerify
 from tests.conftest import ADMIN_ID, Chat, login
 from tests.test_cli import run_cli
 

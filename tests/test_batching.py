@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from bot.batching import Coalescer
+from bot.db.batching import Coalescer
 
 
 class Recorder:

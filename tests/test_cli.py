@@ -11,7 +11,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.sandbox import FakeVerify
+from bot.demo.sandbox import FakeVerify
 from tests.conftest import Chat, login
 
 

@@ -13,11 +13,11 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-import bot.demo
+import bot.demo.terminal
 from bot.__main__ import main
 from bot.db.models import LoginFlow, VerifiedUser
-from bot.demo import USER, run_demo
-from bot.sandbox import FakeTelegram
+from bot.demo.sandbox import FakeTelegram
+from bot.demo.terminal import USER, run_demo
 
 NUMBER = "+44 7400 123123"
 SMS = re.compile(r"\[SMS to \+44 7400 123123\] Your AcmeLogin code is (\d{6})")
@@ -158,7 +158,7 @@ async def test_exits_non_zero_when_the_bot_stops_answering(
             await super().start()
             self.block_user(USER.user_id)
 
-    monkeypatch.setattr(bot.demo, "FakeTelegram", SilencedTelegram)
+    monkeypatch.setattr(bot.demo.terminal, "FakeTelegram", SilencedTelegram)
     out, err = io.StringIO(), io.StringIO()
 
     status = await run_demo(io.StringIO("/login\n/whoami\n"), out, err=err, reply_timeout=1.5)

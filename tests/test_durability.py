@@ -9,7 +9,7 @@ from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db.models import LoginFlow, VerifiedUser
-from bot.sandbox import FakeTelegram, FakeVerify
+from bot.demo.sandbox import FakeTelegram, FakeVerify
 from tests.conftest import Chat, Clock, stop_bot
 
 

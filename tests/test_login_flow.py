@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db.models import LoginFlow, VerifiedUser
-from bot.sandbox import FakeTelegram, FakeVerify
+from bot.demo.sandbox import FakeTelegram, FakeVerify
 from tests.conftest import ADMIN_ID, Chat, login
 
 

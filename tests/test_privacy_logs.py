@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from bot import logs
-from bot.sandbox import FakeTelegram, FakeVerify
+from bot.demo.sandbox import FakeTelegram, FakeVerify
 from tests.conftest import TOKEN, VONAGE_SECRET, Chat
 
 
@@ -39,7 +39,7 @@ async def test_logs_of_a_whole_login_hold_no_token_secret_pin_or_number(
     await chat.quiet()
 
     # The stand-in servers are the test's, not the product's: their debug lines do not count.
-    product = [r for r in verbose_logs.records if not r.name.startswith("bot.sandbox")]
+    product = [r for r in verbose_logs.records if not r.name.startswith("bot.demo.sandbox")]
     text = "\n".join(verbose_logs.handler.format(r) for r in product)
     assert "Code sent to +44******123" in text  # the masked form is what logs carry
     for secret in (TOKEN, VONAGE_SECRET, right, "447400123123", "7400123123", "7400 123123"):

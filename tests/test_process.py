@@ -20,8 +20,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db.models import VerifiedUser
-from bot.sandbox import FakeTelegram, FakeVerify
-from bot.webhook import SECRET_HEADER
+from bot.demo.sandbox import FakeTelegram, FakeVerify
+from bot.telegram.webhook import SECRET_HEADER
 from tests.conftest import TOKEN, VONAGE_KEY, VONAGE_SECRET, Chat
 
 NUMBER = "+44 7400 123123"

@@ -16,9 +16,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db.models import VerifiedUser
-from bot.handlers.base import BotApp
-from bot.sandbox import FakeTelegram, FakeVerify
-from bot.services import phone
+from bot.demo.sandbox import FakeTelegram, FakeVerify
+from bot.login import phone
+from bot.telegram.handlers.base import BotApp
 
 CHATS = [3001, 3002, 3003, 3004, 3005, 3006, 3007, 3008]
 VALID = ["+44 7400 123123", "+44 7400 555666", "0044 7400 999000", "+1 (201) 555-0123"]

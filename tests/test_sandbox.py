@@ -1,4 +1,4 @@
-"""The sandbox fakes (bot.sandbox) behave like the real services, as seen by the real clients:
+"""The sandbox fakes (bot.demo.sandbox) behave like the real services, as seen by the real clients:
 python-telegram-bot for FakeTelegram and the vonage SDK (over HTTPS) for FakeVerify."""
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from vonage import Auth, HttpClientOptions, Vonage
 from vonage_http_client.errors import AuthenticationError, HttpRequestError, NotFoundError
 from vonage_verify import SmsChannel, VerifyRequest, VoiceChannel
 
-from bot.sandbox import (
+from bot.demo.sandbox import (
     Delivery,
     FakeTelegram,
     FakeVerify,

@@ -15,7 +15,7 @@ from aiohttp import web
 from telegram import Bot
 from telegram.error import NetworkError, TimedOut
 
-from bot.telegram_http import AiohttpRequest
+from bot.telegram.http import AiohttpRequest
 
 TOKEN = "424242:SECRET-token-never-in-errors"
 ME = {"id": 424242, "is_bot": True, "first_name": "Bot", "username": "HttpTestBot"}

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.sandbox import FakeVerify, SandboxCA
-from bot.services.verification import FailureKind, VerifyClient, VerifyConfig, VerifyFailure
+from bot.demo.sandbox import FakeVerify, SandboxCA
+from bot.login.verification import FailureKind, VerifyClient, VerifyConfig, VerifyFailure
 from tests.conftest import VONAGE_KEY, VONAGE_SECRET
 
 

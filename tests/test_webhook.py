@@ -13,9 +13,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db.models import LoginFlow
-from bot.handlers.base import BotApp
-from bot.sandbox import FakeTelegram
-from bot.webhook import SECRET_HEADER, webhook_app
+from bot.demo.sandbox import FakeTelegram
+from bot.telegram.handlers.base import BotApp
+from bot.telegram.webhook import SECRET_HEADER, webhook_app
 from tests.conftest import Clock, stop_bot
 
 SECRET = "s3cret-token_for-tests"

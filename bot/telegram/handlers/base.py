@@ -11,8 +11,8 @@ from telegram.error import BadRequest, TelegramError
 from telegram.ext import Application, CallbackContext, ExtBot
 
 from bot import texts
-from bot.services.container import Services
-from bot.services.login import Person
+from bot.login.service import Person
+from bot.telegram.services import Services
 
 logger = logging.getLogger(__name__)
 

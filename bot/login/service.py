@@ -9,18 +9,19 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.batching import Coalescer
+from bot.clock import utcnow
 from bot.db import repo
+from bot.db.batching import Coalescer
 from bot.db.models import LoginFlow, VerifiedUser
-from bot.services import limits as limits_rules
-from bot.services.audit import Audit, Event
-from bot.services.limits import Limits, Refusal
-from bot.services.phone import PhoneNumber, mask, parse_e164
-from bot.services.verification import FailureKind, VerifyClient, VerifyFailure
+from bot.login import limits as limits_rules
+from bot.login.audit import Audit, Event
+from bot.login.limits import Limits, Refusal
+from bot.login.phone import PhoneNumber, mask, parse_e164
+from bot.login.verification import FailureKind, VerifyClient, VerifyFailure
 
 logger = logging.getLogger(__name__)
 
@@ -113,11 +114,6 @@ class FlowPolicy:
 ALERT_QUIET = timedelta(hours=1)
 
 
-def utcnow() -> datetime:
-    """The current time, timezone-aware."""
-    return datetime.now(UTC)
-
-
 class LoginService:
     """Runs logins: numbers in, codes out through Verify, verified numbers recorded."""
 
@@ -141,7 +137,7 @@ class LoginService:
         self._policy = policy
         self._now = clock
         # The steps of an update burst: concurrent updates share their database round trips
-        # (see bot.batching); each still sees exactly what it would alone.
+        # (see bot.db.batching); each still sees exactly what it would alone.
         self._states = Coalescer(self._load_states)
         self._reservations = Coalescer(self._reserve_starts)
         self._codes_sent = Coalescer(self._record_codes_sent)

@@ -13,8 +13,8 @@ from telegram.ext import (
 )
 
 from bot import texts
-from bot.handlers.base import BotContext, edit_quietly, is_private, person_of, reply
-from bot.services import phone
+from bot.login import phone
+from bot.telegram.handlers.base import BotContext, edit_quietly, is_private, person_of, reply
 
 END = ConversationHandler.END
 PRIVATE = filters.ChatType.PRIVATE

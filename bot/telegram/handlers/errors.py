@@ -9,7 +9,7 @@ from telegram import Update
 from telegram.error import Forbidden, NetworkError, RetryAfter, TimedOut
 
 from bot import texts
-from bot.handlers.base import BotContext
+from bot.telegram.handlers.base import BotContext
 
 logger = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db import repo
 from bot.db.models import AuthEvent, VerifiedUser
-from bot.services import phone
-from bot.services.audit import Audit, Event
+from bot.login import phone
+from bot.login.audit import Audit, Event
 
 # A country whose codes are mostly never used is the mark of SMS pumping: flag a conversion
 # rate below this once a country has enough starts to judge.

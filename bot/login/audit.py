@@ -10,7 +10,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db import repo
-from bot.services import phone
+from bot.login import phone
 
 
 class Event(enum.StrEnum):

@@ -17,14 +17,14 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.admin import reports
+from bot.admin.service import AdminService, Counts, Stats, parse_target
+from bot.clock import utcnow
 from bot.config import DatabaseSettings, hash_key
 from bot.db import repo
 from bot.db.engine import is_sqlite, make_engine, make_sessionmaker
 from bot.db.models import AuthEvent, VerifiedUser
-from bot.services import reports
-from bot.services.admin import AdminService, Counts, Stats, parse_target
-from bot.services.audit import Audit
-from bot.services.login import utcnow
+from bot.login.audit import Audit
 
 EXIT_USAGE = 2
 

@@ -4,9 +4,9 @@ line (numbers in full: only admins see these)."""
 from __future__ import annotations
 
 from bot import texts
+from bot.admin.service import Stats, UserReport
 from bot.db.models import AuthEvent
-from bot.services import phone
-from bot.services.admin import Stats, UserReport
+from bot.login import phone
 
 
 def display_name(full_name: str | None, username: str | None) -> str:

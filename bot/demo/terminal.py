@@ -1,7 +1,7 @@
 """`python -m bot demo`: try the whole login without any credentials, in a terminal.
 
 The real bot (the same `Application`, handlers, database code and Vonage SDK as in production)
-runs against the wire-level stand-ins of `bot.sandbox`: a Telegram Bot API and a Vonage Verify
+runs against the wire-level stand-ins of `bot.demo.sandbox`: a Telegram Bot API and a Vonage Verify
 v2 API, both listening on 127.0.0.1 only. The terminal is the Telegram chat:
 
 * what you type is sent to the bot as a message from a simulated user;
@@ -44,9 +44,9 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 from bot.app import build_application, start_polling, stop_polling
 from bot.config import SettingError, Settings, describe_error
 from bot.db.migrate import upgrade
-from bot.handlers.base import BotApp
-from bot.sandbox import CallbackAnswer, Delivery, FakeTelegram, FakeVerify, SentMessage
-from bot.services import phone
+from bot.demo.sandbox import CallbackAnswer, Delivery, FakeTelegram, FakeVerify, SentMessage
+from bot.login import phone
+from bot.telegram.handlers.base import BotApp
 
 # Fake credentials: only the stand-ins know them.
 DEMO_TOKEN = "700000:DEMO-not-a-real-telegram-token"  # noqa: S105

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from bot.services.admin import AdminService
-from bot.services.login import LoginService
-from bot.services.verification import VerifyClient
+from bot.admin.service import AdminService
+from bot.login.service import LoginService
+from bot.login.verification import VerifyClient
 
 
 @dataclass(slots=True)

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db import repo
-from bot.services.phone import PhoneNumber
+from bot.login.phone import PhoneNumber
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)

@@ -11,9 +11,10 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
 
 from bot import texts
-from bot.handlers.base import BotContext, edit_quietly, is_private, reply
-from bot.services import phone, reports
-from bot.services.admin import Target, parse_target
+from bot.admin import reports
+from bot.admin.service import Target, parse_target
+from bot.login import phone
+from bot.telegram.handlers.base import BotContext, edit_quietly, is_private, reply
 
 USERS_CALLBACK = "users:"
 REVOKE_CALLBACK = "revoke:"

@@ -21,7 +21,7 @@ from telegram import Update
 
 from bot.app import allowed_updates
 from bot.config import Settings
-from bot.handlers.base import BotApp
+from bot.telegram.handlers.base import BotApp
 
 logger = logging.getLogger(__name__)
 

@@ -37,10 +37,17 @@ from telegram.ext import (
 )
 
 from bot import texts
-from bot.handlers.base import BotContext, is_private, message_of, notify_admins, person_of, reply
-from bot.handlers.common import during_flow_commands
-from bot.services import phone
-from bot.services.login import CallResult, CodeResult, NumberOutcome, NumberResult, Step
+from bot.login import phone
+from bot.login.service import CallResult, CodeResult, NumberOutcome, NumberResult, Step
+from bot.telegram.handlers.base import (
+    BotContext,
+    is_private,
+    message_of,
+    notify_admins,
+    person_of,
+    reply,
+)
+from bot.telegram.handlers.common import during_flow_commands
 
 logger = logging.getLogger(__name__)
 
@@ -296,7 +303,8 @@ class FlowConversationHandler(ConversationHandler[BotContext]):
 
     `sync_from_database` runs before the conversation sees an update (handler group -1) and
     puts the chat's stored step into the handler. Updates of one chat are processed one after
-    another (see `bot.ordering`), so the step cannot change between the load and the callback.
+    another (see `bot.telegram.ordering`), so the step cannot change between the load and the
+    callback.
     """
 
     async def sync_from_database(self, update: Update, context: BotContext) -> None:
