@@ -1,14 +1,12 @@
 """Shared fixtures: a migrated database (SQLite, or PostgreSQL when TEST_DATABASE_URL is set),
-the wire-level fakes of Telegram and Verify, and the real bot wired to them."""
+the wire-level fakes of Telegram and Verify, and the real bot wired to them. Fixtures only:
+what tests import (`Chat`, `login`, the test identities) lives in tests/helpers.py."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,18 +14,22 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
-from bot.app import build_application, start_polling, stop_polling
+from bot.app import build_application, start_polling
 from bot.config import Settings
 from bot.db.engine import make_engine, make_sessionmaker
 from bot.db.migrate import upgrade
-from bot.demo.sandbox import FakeTelegram, FakeVerify, SentMessage
+from bot.demo.sandbox import FakeTelegram, FakeVerify
 from bot.telegram.handlers.base import BotApp
-
-TOKEN = "123456:TEST-token-abcdefghijklmnop"
-BOT_USERNAME = "LoginTestBot"
-VONAGE_KEY = "vkey"
-VONAGE_SECRET = "vonage-secret-value"
-ADMIN_ID = 900001
+from tests.helpers import (
+    ADMIN_ID,
+    BOT_USERNAME,
+    TOKEN,
+    VONAGE_KEY,
+    VONAGE_SECRET,
+    Chat,
+    Clock,
+    stop_bot,
+)
 
 
 @pytest.fixture
@@ -78,28 +80,10 @@ async def verify(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeVerify]:
         yield fake
 
 
-@dataclass
-class Clock:
-    """The bot's clock in tests: starts at the real time and moves only when told."""
-
-    now: datetime = field(default_factory=lambda: datetime.now(UTC))
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
 @pytest.fixture
 def clock() -> Clock:
+    """The bot's clock, moved by the test."""
     return Clock()
-
-
-@pytest.fixture
-def settings_overrides() -> dict[str, Any]:
-    """Per-test setting changes (a test overrides this fixture or mutates the dict)."""
-    return {}
 
 
 @pytest.fixture
@@ -149,54 +133,11 @@ async def start_bot(
         await stop_bot(application)
 
 
-async def stop_bot(application: BotApp) -> None:
-    """Stop polling, finish in-flight updates and close everything."""
-    await stop_polling(application)
-
-
 @pytest.fixture
-async def bot(start_bot: Callable[..., Any], settings_overrides: dict[str, Any]) -> BotApp:
-    """The running bot with the default test settings (plus `settings_overrides`)."""
-    application: BotApp = await start_bot(**settings_overrides)
+async def bot(start_bot: Callable[..., Any]) -> BotApp:
+    """The running bot with the default test settings."""
+    application: BotApp = await start_bot()
     return application
-
-
-class Chat:
-    """One simulated user's private chat: send things, read the bot's answers."""
-
-    def __init__(
-        self, tg: FakeTelegram, user_id: int, first_name: str = "Ada", username: str | None = "ada"
-    ) -> None:
-        self.tg = tg
-        self.id = user_id
-        tg.user(user_id, first_name, username)
-
-    async def send(self, text: str, replies: int = 1) -> list[SentMessage]:
-        """Send a text and wait for that many answers."""
-        self.tg.send_text(self.id, text)
-        return await self.tg.wait_for_messages(self.id, replies, timeout=10)
-
-    async def say(self, text: str) -> str:
-        """Send a text and return the text of the one answer."""
-        return (await self.send(text))[0].text
-
-    async def number(self, text: str) -> str:
-        """Send a number that should start a verification: returns the "code sent" text,
-        after checking the message with the new-code buttons that follows it."""
-        sent, hint = await self.send(text, replies=2)
-        assert hint.inline_buttons, hint.describe()
-        return sent.text
-
-    async def contact(self, phone_number: str, *, own: bool = True, replies: int = 1) -> str:
-        """Share a contact (the user's own by default); return the first answer's text."""
-        self.tg.send_contact(self.id, phone_number, contact_user_id=self.id if own else self.id + 1)
-        answers = await self.tg.wait_for_messages(self.id, replies, timeout=10)
-        return answers[0].text
-
-    async def quiet(self) -> list[SentMessage]:
-        """Wait until the bot is idle; return anything it said meanwhile (usually nothing)."""
-        await self.tg.wait_idle(timeout=10)
-        return self.tg.drain(self.id)
 
 
 @pytest.fixture
@@ -205,14 +146,18 @@ def chat(tg: FakeTelegram, bot: BotApp) -> Chat:
     return Chat(tg, 1001)
 
 
-async def login(chat: Chat, verify: FakeVerify, number: str = "+44 7400 123123") -> str:
-    """Do a whole login; returns the bot's last answer."""
-    await chat.send("/login")
-    await chat.number(number)
-    code = verify.last_code()
-    return await chat.say(code)
+@pytest.fixture
+def strict(start_bot: Callable[..., Any]) -> Callable[..., Any]:
+    """Start the bot with the default limits (the other tests relax them)."""
 
+    async def start(**overrides: Any) -> BotApp:
+        values: dict[str, Any] = {
+            "limit_cooldown_seconds": 60,
+            "limit_starts_per_hour": 5,
+            "limit_starts_per_day": 10,
+        }
+        values.update(overrides)
+        application: BotApp = await start_bot(**values)
+        return application
 
-async def settle() -> None:
-    """Let background tasks run."""
-    await asyncio.sleep(0)
+    return start

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db.models import VerifiedUser
 from bot.demo.sandbox import FakeTelegram, FakeVerify
-from tests.conftest import ADMIN_ID, Chat, login
+from tests.helpers import ADMIN_ID, Chat, login
 
 
 async def _add_users(db: async_sessionmaker[AsyncSession], count: int) -> None:

@@ -14,10 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.db.engine import make_engine
 from bot.db.models import AuthEvent, VerifiedUser
 from bot.demo.sandbox import FakeTelegram, FakeVerify
-from tests.conftest import ADMIN_ID, Chat, login
-from tests.test_cli import run_cli
-
-NUMBER = "+44 7400 123123"
+from tests.helpers import ADMIN_ID, NUMBER, Chat, login, run_cli
 
 
 async def _events(

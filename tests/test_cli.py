@@ -3,30 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import tempfile
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.demo.sandbox import FakeVerify
-from tests.conftest import Chat, login
-
-
-def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """`python -m bot ARGS` with only the given environment (plus PATH), from an empty
-    directory so no developer's .env is read."""
-    return subprocess.run(  # noqa: S603 - our own interpreter and module
-        [sys.executable, "-m", "bot", *args],
-        cwd=tempfile.gettempdir(),
-        capture_output=True,
-        text=True,
-        env={"PATH": os.environ.get("PATH", ""), **env},
-        timeout=60,
-        check=False,
-    )
+from tests.helpers import Chat, login, run_cli
 
 
 async def test_users_list_json_has_the_scripted_keys(

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db.models import LoginFlow, VerifiedUser
 from bot.demo.sandbox import FakeTelegram, FakeVerify
-from tests.conftest import Chat, Clock, stop_bot
+from tests.helpers import Chat, Clock, stop_bot
 
 
 async def test_code_sent_before_a_restart_logs_in_after_it(

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db.models import LoginFlow, VerifiedUser
 from bot.demo.sandbox import FakeTelegram, FakeVerify
-from tests.conftest import ADMIN_ID, Chat, login
+from tests.helpers import ADMIN_ID, Chat, login, saved_flow
 
 
 async def test_whole_login_stores_number_and_deletes_the_code_message(
@@ -46,11 +46,6 @@ async def test_whole_login_stores_number_and_deletes_the_code_message(
         assert (await session.execute(select(LoginFlow))).first() is None
 
 
-async def _flow(db: async_sessionmaker[AsyncSession], chat_id: int) -> LoginFlow | None:
-    async with db() as session:
-        return await session.get(LoginFlow, chat_id)
-
-
 async def _login_row(db: async_sessionmaker[AsyncSession], chat_id: int) -> VerifiedUser | None:
     async with db() as session:
         return await session.get(VerifiedUser, chat_id)
@@ -85,7 +80,7 @@ async def test_invalid_number_is_answered_and_the_bot_keeps_waiting(
     answer = await chat.say(bad)
     assert "does not look like a valid phone number" in answer
     assert verify.calls() == []
-    flow = await _flow(db, chat.id)
+    flow = await saved_flow(db, chat.id)
     assert flow is not None
     assert flow.step == "number"
     assert "code is on its way" in await chat.number("+44 7400 123123")
@@ -106,7 +101,7 @@ async def test_wrong_code_keeps_waiting_and_counts_down(
     right = verify.last_code()
     wrong = "000000" if right != "000000" else "111111"
     assert await chat.say(wrong) == "That code is not right. 2 tries left."
-    flow = await _flow(db, chat.id)
+    flow = await saved_flow(db, chat.id)
     assert flow is not None
     assert (flow.step, flow.tries_left) == ("code", 2)
     assert await chat.say(wrong) == "That code is not right. 1 try left."
@@ -123,7 +118,7 @@ async def test_vonage_ending_the_request_410_ends_the_flow_and_login_restarts_cl
     answer = await chat.say("123456")
     assert "Too many wrong codes" in answer
     assert "/login" in answer
-    assert await _flow(db, chat.id) is None
+    assert await saved_flow(db, chat.id) is None
     assert "phone number" in (await chat.send("/login"))[0].text
     assert "code is on its way" in await chat.number("+44 7400 123123")
     assert await chat.say(verify.last_code()) == "You are logged in as +44 7400 123123."
@@ -137,7 +132,7 @@ async def test_request_unknown_to_vonage_404_ends_the_flow_saying_it_expired(
     verify.expire(verify.active_requests()[0].request_id)
     answer = await chat.say(verify.last_code())
     assert answer == "That code has expired. Send /login to get a new one."
-    assert await _flow(db, chat.id) is None
+    assert await saved_flow(db, chat.id) is None
     assert await _login_row(db, chat.id) is None
 
 
@@ -150,7 +145,7 @@ async def test_cancel_while_waiting_for_code_cancels_the_verify_request(
     assert await chat.say("/cancel") == "Login cancelled."
     assert [c.path for c in verify.calls("cancel")] == [f"/v2/verify/{request_id}"]
     assert verify.active_requests() == []
-    assert await _flow(db, chat.id) is None
+    assert await saved_flow(db, chat.id) is None
     # The cancelled code no longer logs anyone in: the chat is outside any flow now.
     assert "/login" in await chat.say(verify.last_code())
     assert await _login_row(db, chat.id) is None
@@ -161,7 +156,7 @@ async def test_cancel_while_waiting_for_number_ends_the_flow(
 ) -> None:
     await chat.send("/login")
     assert await chat.say("/cancel") == "Login cancelled."
-    assert await _flow(db, chat.id) is None
+    assert await saved_flow(db, chat.id) is None
     assert verify.calls() == []
     assert await chat.say("/cancel") == "There is no login in progress."
 
@@ -212,7 +207,7 @@ async def test_verify_start_errors_get_plain_answers_and_the_bot_keeps_going(
     assert answer.startswith(expected)
     for leak in ("http", "HTTP", "vonage", "Traceback", str(status)):
         assert leak not in answer
-    flow = await _flow(db, chat.id)
+    flow = await saved_flow(db, chat.id)
     assert flow is not None
     assert flow.step == "number"
     # The same chat can go on at once: the failed start did not count against it.
@@ -227,7 +222,7 @@ async def test_verify_network_failure_and_timeout_get_plain_answers(
     assert (await chat.say("+44 7400 123123")).startswith("Sorry, I cannot send codes right now.")
     verify.hang_next(6, path_kind="start")  # the client gives up after 3 s
     assert (await chat.say("+44 7400 123123")).startswith("Sorry, I cannot send codes right now.")
-    flow = await _flow(db, chat.id)
+    flow = await saved_flow(db, chat.id)
     assert flow is not None
     assert flow.step == "number"
 
@@ -241,7 +236,7 @@ async def test_verify_trouble_while_checking_keeps_the_code_step_and_its_tries(
     assert await chat.say(verify.last_code()) == (
         "Sorry, I could not check the code just now. Please send it again."
     )
-    flow = await _flow(db, chat.id)
+    flow = await saved_flow(db, chat.id)
     assert flow is not None
     assert (flow.step, flow.tries_left) == ("code", 3)
     assert await chat.say(verify.last_code()) == "You are logged in as +44 7400 123123."

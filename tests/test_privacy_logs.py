@@ -9,7 +9,7 @@ import pytest
 
 from bot import logs
 from bot.demo.sandbox import FakeTelegram, FakeVerify
-from tests.conftest import TOKEN, VONAGE_SECRET, Chat
+from tests.helpers import TOKEN, VONAGE_SECRET, Chat
 
 
 @pytest.fixture

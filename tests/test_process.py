@@ -22,9 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.db.models import VerifiedUser
 from bot.demo.sandbox import FakeTelegram, FakeVerify
 from bot.telegram.webhook import SECRET_HEADER
-from tests.conftest import TOKEN, VONAGE_KEY, VONAGE_SECRET, Chat
+from tests.helpers import NUMBER, TOKEN, VONAGE_KEY, VONAGE_SECRET, Chat
 
-NUMBER = "+44 7400 123123"
 HOOK_SECRET = "process-test-secret-0123456789"
 
 

@@ -45,7 +45,6 @@ from bot.demo.sandbox import (
     FakeVerify,
     SandboxCA,
     SentMessage,
-    TestCA,
     reply_markup_buttons,
 )
 
@@ -118,7 +117,6 @@ async def _check(client: Vonage, request_id: str, code: str) -> Any:
 
 
 def test_ca_writes_pem_and_cleans_up() -> None:
-    assert TestCA is SandboxCA
     with SandboxCA() as ca:
         path = ca.ca_path
         assert path.read_bytes().startswith(b"-----BEGIN CERTIFICATE-----")

@@ -10,7 +10,7 @@ import pytest
 
 from bot.demo.sandbox import FakeVerify, SandboxCA
 from bot.login.verification import FailureKind, VerifyClient, VerifyConfig, VerifyFailure
-from tests.conftest import VONAGE_KEY, VONAGE_SECRET
+from tests.helpers import VONAGE_KEY, VONAGE_SECRET
 
 
 def client(verify: FakeVerify, *, workers: int = 8) -> VerifyClient:

@@ -16,7 +16,7 @@ from bot.db.models import LoginFlow
 from bot.demo.sandbox import FakeTelegram
 from bot.telegram.handlers.base import BotApp
 from bot.telegram.webhook import SECRET_HEADER, webhook_app
-from tests.conftest import Clock, stop_bot
+from tests.helpers import Clock, stop_bot
 
 SECRET = "s3cret-token_for-tests"
 

@@ -1,0 +1,123 @@
+"""What tests share besides fixtures: the test identities, the test clock, the `Chat` helper
+that talks to the bot as a user does, and small readers of what the database holds."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.app import stop_polling
+from bot.db.models import LoginFlow
+from bot.demo.sandbox import FakeTelegram, FakeVerify, SentMessage
+from bot.telegram.handlers.base import BotApp
+
+TOKEN = "123456:TEST-token-abcdefghijklmnop"
+BOT_USERNAME = "LoginTestBot"
+VONAGE_KEY = "vkey"
+VONAGE_SECRET = "vonage-secret-value"
+ADMIN_ID = 900001
+NUMBER = "+44 7400 123123"
+
+
+@dataclass
+class Clock:
+    """The bot's clock in tests: starts at the real time and moves only when told."""
+
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+async def stop_bot(application: BotApp) -> None:
+    """Stop polling, finish in-flight updates and close everything."""
+    await stop_polling(application)
+
+
+class Chat:
+    """One simulated user's private chat: send things, read the bot's answers."""
+
+    def __init__(
+        self, tg: FakeTelegram, user_id: int, first_name: str = "Ada", username: str | None = "ada"
+    ) -> None:
+        self.tg = tg
+        self.id = user_id
+        tg.user(user_id, first_name, username)
+
+    async def send(self, text: str, replies: int = 1) -> list[SentMessage]:
+        """Send a text and wait for that many answers."""
+        self.tg.send_text(self.id, text)
+        return await self.tg.wait_for_messages(self.id, replies, timeout=10)
+
+    async def say(self, text: str) -> str:
+        """Send a text and return the text of the one answer."""
+        return (await self.send(text))[0].text
+
+    async def number(self, text: str) -> str:
+        """Send a number that should start a verification: returns the "code sent" text,
+        after checking the message with the new-code buttons that follows it."""
+        sent, hint = await self.send(text, replies=2)
+        assert hint.inline_buttons, hint.describe()
+        return sent.text
+
+    async def contact(self, phone_number: str, *, own: bool = True, replies: int = 1) -> str:
+        """Share a contact (the user's own by default); return the first answer's text."""
+        self.tg.send_contact(self.id, phone_number, contact_user_id=self.id if own else self.id + 1)
+        answers = await self.tg.wait_for_messages(self.id, replies, timeout=10)
+        return answers[0].text
+
+    async def quiet(self) -> list[SentMessage]:
+        """Wait until the bot is idle; return anything it said meanwhile (usually nothing)."""
+        await self.tg.wait_idle(timeout=10)
+        return self.tg.drain(self.id)
+
+
+async def login(chat: Chat, verify: FakeVerify, number: str = NUMBER) -> str:
+    """Do a whole login; returns the bot's last answer."""
+    await chat.send("/login")
+    await chat.number(number)
+    code = verify.last_code()
+    return await chat.say(code)
+
+
+async def numbers_at_once(chats: list[Chat], numbers: list[str]) -> list[str]:
+    """Every chat (waiting for its number) sends one at the same moment, so the bot gets
+    them in one batch of updates; returns each chat's first answer."""
+    for chat, number in zip(chats, numbers, strict=True):
+        chat.tg.send_text(chat.id, number)
+    return [(await chat.tg.wait_for_messages(chat.id, 1, timeout=10))[0].text for chat in chats]
+
+
+async def saved_flow(db: async_sessionmaker[AsyncSession], chat_id: int) -> LoginFlow | None:
+    """The chat's login flow as the database holds it, if any."""
+    async with db() as session:
+        return await session.get(LoginFlow, chat_id)
+
+
+async def saved_step(db: async_sessionmaker[AsyncSession], chat_id: int) -> str | None:
+    """The step the chat's stored flow is at, or None without a flow."""
+    flow = await saved_flow(db, chat_id)
+    return flow.step if flow else None
+
+
+def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`python -m bot ARGS` with only the given environment (plus PATH), from an empty
+    directory so no developer's .env is read."""
+    return subprocess.run(  # noqa: S603 - our own interpreter and module
+        [sys.executable, "-m", "bot", *args],
+        cwd=tempfile.gettempdir(),
+        capture_output=True,
+        text=True,
+        env={"PATH": os.environ.get("PATH", ""), **env},
+        timeout=60,
+        check=False,
+    )

@@ -1,0 +1,126 @@
+"""Input the bot does not expect at that step: every message gets a clear answer, nothing
+reaches Vonage, and the flow stays where it was."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.demo.sandbox import FakeTelegram, FakeVerify
+from tests.helpers import (
+    NUMBER,
+    Chat,
+    login,
+    saved_flow,
+    saved_step,
+)
+
+
+async def test_anything_but_a_number_while_waiting_for_one_gets_a_reminder(
+    tg: FakeTelegram, chat: Chat, verify: FakeVerify, db: async_sessionmaker[AsyncSession]
+) -> None:
+    first = await chat.send("/login")
+    sends: list[Callable[[], Any]] = [
+        lambda: tg.send_sticker(chat.id),
+        lambda: tg.send_photo(chat.id),
+        lambda: tg.send_voice(chat.id),
+        lambda: tg.send_location(chat.id),
+        lambda: tg.edit_text(chat.id, 1, "+44 7400 123123"),
+        lambda: tg.send_text(chat.id, "/frobnicate"),
+    ]
+    assert first
+    for send in sends:
+        send()
+        answer = await tg.next_reply(chat.id)
+        assert answer.text == "I am waiting for your phone number (or /cancel to stop)."
+        assert await saved_step(db, chat.id) == "number"
+    assert verify.calls() == []
+
+
+async def test_anything_but_a_code_while_waiting_for_one_gets_a_reminder(
+    tg: FakeTelegram, chat: Chat, verify: FakeVerify, db: async_sessionmaker[AsyncSession]
+) -> None:
+    await chat.send("/login")
+    await chat.number(NUMBER)
+    sends: list[Callable[[], Any]] = [
+        lambda: tg.send_sticker(chat.id),
+        lambda: tg.send_photo(chat.id),
+        lambda: tg.send_text(chat.id, "/frobnicate"),
+        lambda: tg.send_contact(chat.id, "447400123123"),
+    ]
+    for send in sends:
+        send()
+        answer = await tg.next_reply(chat.id)
+        assert answer.text == (
+            "I am waiting for the 6-digit code sent to +44 7400 123123 (or /cancel to stop)."
+        )
+    flow = await saved_flow(db, chat.id)
+    assert flow is not None
+    assert (flow.step, flow.tries_left) == ("code", 3)
+    assert verify.calls("check") == []
+
+
+async def test_private_message_outside_a_flow_points_to_login_or_to_logout(
+    tg: FakeTelegram, chat: Chat, verify: FakeVerify
+) -> None:
+    assert await chat.say("hello") == (
+        "Send /login to log in with your phone number, or /help to see what I can do."
+    )
+    tg.send_sticker(chat.id)
+    assert "/login" in (await tg.next_reply(chat.id)).text
+    await login(chat, verify)
+    answer = await chat.say("hello again")
+    assert "/logout" in answer
+    assert "/whoami" in answer
+    assert verify.calls("start").__len__() == 1
+
+
+@pytest.mark.parametrize("contact_user_id", [2002, None])
+async def test_someone_elses_contact_is_refused_and_starts_nothing(
+    tg: FakeTelegram,
+    chat: Chat,
+    verify: FakeVerify,
+    db: async_sessionmaker[AsyncSession],
+    contact_user_id: int | None,
+) -> None:
+    await chat.send("/login")
+    tg.send_contact(chat.id, "447400123123", contact_user_id=contact_user_id)
+    answer = await tg.next_reply(chat.id)
+    assert answer.text.startswith("Please share your own number")
+    assert verify.calls() == []
+    assert await saved_step(db, chat.id) == "number"
+
+
+async def test_forwarded_contact_is_refused(
+    tg: FakeTelegram, chat: Chat, verify: FakeVerify
+) -> None:
+    await chat.send("/login")
+    tg.send_contact(chat.id, "447400123123", contact_user_id=2002, forward_from=2002)
+    assert (await tg.next_reply(chat.id)).text.startswith("Please share your own number")
+    assert verify.calls() == []
+
+
+@pytest.mark.parametrize("bad_code", ["12", "abcdef", "12345678901", "12 34 5x", "１２３４５６"])
+async def test_malformed_code_is_answered_locally_and_uses_no_try(
+    chat: Chat, verify: FakeVerify, db: async_sessionmaker[AsyncSession], bad_code: str
+) -> None:
+    await chat.send("/login")
+    await chat.number(NUMBER)
+    assert await chat.say(bad_code) == (
+        "The code is 6 digits, such as 123456. Please send just the digits."
+    )
+    assert verify.calls("check") == []
+    flow = await saved_flow(db, chat.id)
+    assert flow is not None
+    assert flow.tries_left == 3
+
+
+async def test_code_with_spaces_is_accepted(chat: Chat, verify: FakeVerify) -> None:
+    await chat.send("/login")
+    await chat.number(NUMBER)
+    code = verify.last_code()
+    spaced = f"{code[:3]} {code[3:]}"
+    assert await chat.say(spaced) == "You are logged in as +44 7400 123123."
