@@ -2,7 +2,7 @@
 
 * :class:`FakeTelegram` — a Telegram Bot API server (plain HTTP) for python-telegram-bot;
 * :class:`FakeVerify` — a Vonage Verify v2 server (HTTPS) for the ``vonage`` SDK;
-* :class:`SandboxCA` (alias ``TestCA``) — the throwaway CA behind ``FakeVerify``'s certificate.
+* :class:`SandboxCA` — the throwaway CA behind ``FakeVerify``'s certificate.
 
 All servers listen on ``127.0.0.1`` on a random free port, inside the running asyncio event
 loop; start them with ``await fake.start()`` / ``await fake.stop()`` or ``async with``.
@@ -16,7 +16,7 @@ from .telegram import (
     SentMessage,
     reply_markup_buttons,
 )
-from .tls import SandboxCA, TestCA
+from .tls import SandboxCA
 from .verify import Delivery, FakeVerify, PathKind, Verification, VerifyCall, problem
 
 __all__ = [
@@ -29,7 +29,6 @@ __all__ = [
     "PathKind",
     "SandboxCA",
     "SentMessage",
-    "TestCA",
     "Verification",
     "VerifyCall",
     "problem",

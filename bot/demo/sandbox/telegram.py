@@ -491,7 +491,6 @@ class FakeTelegram(SandboxServer):
         self._chats: dict[int, dict[str, Any]] = {}
         self._updates: list[dict[str, Any]] = []
         self._update_ids = itertools.count(100_001)
-        self._last_update_id = 0
         self._message_ids: dict[int, itertools.count[int]] = {}
         self._bot_messages: dict[int, dict[int, SentMessage]] = {}
         self._user_messages: dict[int, dict[int, dict[str, Any]]] = {}
@@ -653,15 +652,8 @@ class FakeTelegram(SandboxServer):
         return message_id
 
     def _enqueue(self, update: dict[str, Any]) -> int:
-        if "update_id" in update:
-            update_id = update["update_id"]
-            if not isinstance(update_id, int) or update_id <= self._last_update_id:
-                raise ValueError(f"update_id must be an int > {self._last_update_id}")
-            self._update_ids = itertools.count(update_id + 1)
-        else:
-            update_id = next(self._update_ids)
-            update = {"update_id": update_id, **update}
-        self._last_update_id = update_id
+        update_id = next(self._update_ids)
+        update = {"update_id": update_id, **update}
         self._updates.append(update)
         logger.debug("fake telegram: enqueued update %d (%s)", update_id, _update_type(update))
         self._notify()
@@ -872,10 +864,6 @@ class FakeTelegram(SandboxServer):
         callback query id."""
         data = message.callback_data(button_text)
         return self.press_button(message.chat_id, message.message_id, data, user_id=user_id)
-
-    def send_raw_update(self, update: Mapping[str, Any]) -> int:
-        """Enqueue any update dict; ``update_id`` is assigned if missing. Returns the id."""
-        return self._enqueue(dict(update))
 
     # -- fault injection ---------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 """A throwaway certificate authority for the HTTPS stand-ins.
 
-:class:`SandboxCA` (also exported as ``TestCA``) makes a fresh CA with ``trustme``, issues a
+:class:`SandboxCA` makes a fresh CA with ``trustme``, issues a
 server certificate valid for ``127.0.0.1`` and ``localhost`` and writes the CA certificate to a
 PEM file in a private temporary directory. Point HTTPS clients at that file (for ``requests``,
 set ``REQUESTS_CA_BUNDLE`` to :attr:`SandboxCA.ca_path`) and give the server
@@ -21,7 +21,7 @@ from typing import Self
 
 import trustme
 
-__all__ = ["SandboxCA", "TestCA"]
+__all__ = ["SandboxCA"]
 
 DEFAULT_IDENTITIES: tuple[str, ...] = ("127.0.0.1", "localhost")
 
@@ -37,8 +37,6 @@ class SandboxCA:
     never cleaned up explicitly, the directory is removed when the object is garbage
     collected or the interpreter exits.
     """
-
-    __test__ = False  # not a pytest test class, despite the ``TestCA`` alias
 
     def __init__(
         self,
@@ -111,7 +109,3 @@ class SandboxCA:
     def __repr__(self) -> str:
         state = "cleaned up" if self.closed else str(self._ca_path)
         return f"<SandboxCA {', '.join(self.identities)} ({state})>"
-
-
-TestCA = SandboxCA
-"""Alias of :class:`SandboxCA`."""

@@ -406,12 +406,6 @@ class FakeVerify(SandboxServer):
         """
         self._drops.append(_Fault(path_kind, _positive(times), mode=mode))
 
-    def clear_faults(self) -> None:
-        """Forget every pending fail/hang/drop."""
-        self._fails.clear()
-        self._hangs.clear()
-        self._drops.clear()
-
     @staticmethod
     def _take(faults: list[_Fault], kind: PathKind) -> _Fault | None:
         for fault in faults:
