@@ -23,6 +23,7 @@ from bot.clock import utcnow
 from bot.config import Settings, hash_key
 from bot.db.engine import is_sqlite, make_engine, make_sessionmaker
 from bot.db.locks import ChatLocks
+from bot.db.store import LoginStore
 from bot.login.audit import Audit
 from bot.login.limits import Limits
 from bot.login.service import FlowPolicy, LoginService
@@ -105,24 +106,25 @@ def build_application(
         verify = verify_client(settings)
         await asyncio.to_thread(verify.start_workers)
         audit = Audit(hash_key=hash_key(settings), clock=clock)
+        limits = Limits(
+            cooldown_seconds=settings.limit_cooldown_seconds,
+            starts_per_hour=settings.limit_starts_per_hour,
+            starts_per_day=settings.limit_starts_per_day,
+            global_starts_per_hour=settings.limit_global_starts_per_hour,
+            allowed_country_codes=frozenset(settings.allowed_country_codes),
+            denied_country_codes=frozenset(settings.denied_country_codes),
+            denied_number_prefixes=tuple(settings.denied_number_prefixes),
+        )
         login = LoginService(
-            sessions=sessions,
-            readers=readers,
-            verify=verify,
-            limits=Limits(
-                cooldown_seconds=settings.limit_cooldown_seconds,
-                starts_per_hour=settings.limit_starts_per_hour,
-                starts_per_day=settings.limit_starts_per_day,
-                global_starts_per_hour=settings.limit_global_starts_per_hour,
-                allowed_country_codes=frozenset(settings.allowed_country_codes),
-                denied_country_codes=frozenset(settings.denied_country_codes),
-                denied_number_prefixes=tuple(settings.denied_number_prefixes),
+            store=LoginStore(
+                sessions=sessions, readers=readers, audit=audit, limits=limits, clock=clock
             ),
+            verify=verify,
+            limits=limits,
             policy=FlowPolicy(
                 code_ttl_seconds=settings.verify_code_ttl_seconds,
                 max_attempts=settings.verify_max_attempts,
             ),
-            audit=audit,
             clock=clock,
         )
         application.bot_data.services = Services(

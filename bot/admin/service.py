@@ -15,6 +15,7 @@ from bot.db import repo
 from bot.db.models import AuthEvent, VerifiedUser
 from bot.login import phone
 from bot.login.audit import Audit, Event
+from bot.login.steps import NoticeKind
 
 # A country whose codes are mostly never used is the mark of SMS pumping: flag a conversion
 # rate below this once a country has enough starts to judge.
@@ -169,7 +170,7 @@ class AdminService:
             await repo.put_notice(
                 session,
                 chat_id=login.chat_id,
-                kind="revoked",
+                kind=NoticeKind.REVOKED,
                 phone_number=login.phone_number,
                 at=self._now(),
             )

@@ -289,88 +289,23 @@ async def add_starts(session: AsyncSession, *, rows: Sequence[tuple[StartRow, in
     return list(result.scalars())
 
 
-async def count_starts(
-    session: AsyncSession,
-    *,
-    since: datetime,
-    chat_id: int | None = None,
-    number_hash: str | None = None,
-) -> int:
-    """How many starts since a time (for a chat, a number, or everyone)."""
+async def count_starts(session: AsyncSession, *, since: datetime) -> int:
+    """How many starts everyone made since a time."""
     query = select(func.count()).where(VerificationStart.created_at > since)
-    if chat_id is not None:
-        query = query.where(VerificationStart.chat_id == chat_id)
-    if number_hash is not None:
-        query = query.where(VerificationStart.number_hash == number_hash)
     return int(await session.scalar(query) or 0)
 
 
-@dataclass(frozen=True, slots=True)
-class StartCounts:
-    """Recent verification starts, as the limits need them."""
-
-    chat_hour: int
-    chat_day: int
-    chat_newest: datetime | None
-    number_hour: int
-    number_day: int
-    number_newest: datetime | None
-    everyone_hour: int
-
-
-async def start_counts(
-    session: AsyncSession,
-    *,
-    chat_id: int,
-    number_hash: str,
-    hour_ago: datetime,
-    day_ago: datetime,
-) -> StartCounts:
-    """In one query: for the chat and for the number, starts in the last hour, in the last
-    day and the newest start; and everyone's starts in the last hour."""
-    vs = VerificationStart
-    by_chat = vs.chat_id == chat_id
-    by_number = vs.number_hash == number_hash
-    last_hour = vs.created_at > hour_ago
-    everyone = select(func.count()).where(last_hour).scalar_subquery()
-    row = (
-        await session.execute(
-            select(
-                func.count().filter(by_chat, last_hour),
-                func.count().filter(by_chat),
-                func.max(vs.created_at).filter(by_chat),
-                func.count().filter(by_number, last_hour),
-                func.count().filter(by_number),
-                func.max(vs.created_at).filter(by_number),
-                everyone,
-            ).where(vs.created_at > day_ago, by_chat | by_number)
-        )
-    ).one()
-    return StartCounts(
-        int(row[0]), int(row[1]), row[2], int(row[3]), int(row[4]), row[5], int(row[6] or 0)
-    )
-
-
 async def oldest_starts(
-    session: AsyncSession,
-    *,
-    since: datetime,
-    limit: int,
-    chat_id: int | None = None,
-    number_hash: str | None = None,
+    session: AsyncSession, *, since: datetime, limit: int
 ) -> Sequence[datetime]:
-    """The times of the oldest starts since a time, oldest first (to say when a slot frees)."""
-    query = (
+    """The times of everyone's oldest starts since a time, oldest first (to say when a slot
+    frees)."""
+    result = await session.execute(
         select(VerificationStart.created_at)
         .where(VerificationStart.created_at > since)
         .order_by(VerificationStart.created_at)
         .limit(limit)
     )
-    if chat_id is not None:
-        query = query.where(VerificationStart.chat_id == chat_id)
-    if number_hash is not None:
-        query = query.where(VerificationStart.number_hash == number_hash)
-    result = await session.execute(query)
     return result.scalars().all()
 
 

@@ -1,16 +1,15 @@
 """Rules that decide whether a verification may start: where numbers may go, and how often
-a chat, a number and the whole bot may ask for a code. Counted in the database, so they hold
-across restarts and across every process sharing it."""
+a chat, a number and the whole bot may ask for a code. Pure functions of the starts already
+counted (the database holds them, so the limits hold across restarts and across every process
+sharing it); the callers fetch those starts and count the admitted ones."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import enum
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from bot.db import repo
 from bot.login.phone import PhoneNumber
 
 HOUR = timedelta(hours=1)
@@ -30,132 +29,156 @@ class Limits:
     denied_number_prefixes: tuple[str, ...] = ()
 
 
+class Rule(enum.StrEnum):
+    """The rule that refused a start (its value is the `limited` audit event's detail)."""
+
+    COUNTRY = "country"
+    PREFIX = "prefix"
+    COOLDOWN = "cooldown"
+    HOUR = "hour"
+    DAY = "day"
+    GLOBAL = "global"
+
+
 @dataclass(frozen=True, slots=True)
 class Refusal:
     """Why a start may not happen, and when it may (None: not by waiting)."""
 
-    rule: str  # "country", "prefix", "cooldown", "hour", "day", "global"
+    rule: Rule
     retry_at: datetime | None = None
 
 
 def destination_refusal(limits: Limits, number: PhoneNumber) -> Refusal | None:
     """Numbers we never send codes to, whoever asks and however rarely."""
     if limits.allowed_country_codes and number.country_code not in limits.allowed_country_codes:
-        return Refusal("country")
+        return Refusal(Rule.COUNTRY)
     if number.country_code in limits.denied_country_codes:
-        return Refusal("country")
+        return Refusal(Rule.COUNTRY)
     if any(number.e164.startswith(prefix) for prefix in limits.denied_number_prefixes):
-        return Refusal("prefix")
+        return Refusal(Rule.PREFIX)
     return None
 
 
-async def rate_refusal(
-    session: AsyncSession, limits: Limits, *, chat_id: int, number_hash: str, now: datetime
-) -> Refusal | None:
-    """The limit a new start would break now, with the time it frees up; None if it may go.
-
-    The caller holds the number's lock (`repo.lock_numbers`) for the rest of its transaction,
-    so two starts cannot both pass the same last free slot. One query when nothing is over
-    a limit; the times a limit frees up are looked up only for a refusal.
-    """
-    counts = await repo.start_counts(
-        session, chat_id=chat_id, number_hash=number_hash, hour_ago=now - HOUR, day_ago=now - DAY
-    )
-    if admits(limits, counts, now):
+def cooldown_end(limits: Limits, last: datetime | None) -> datetime | None:
+    """When the cooldown after a code sent at `last` ends (None: no cooldown to wait for)."""
+    if last is None or not limits.cooldown_seconds:
         return None
-    refusals: list[Refusal] = []
-    keys = (
-        (chat_id, None, counts.chat_hour, counts.chat_day, counts.chat_newest),
-        (None, number_hash, counts.number_hour, counts.number_day, counts.number_newest),
-    )
-    for by_chat, by_number, in_hour, in_day, newest in keys:
-        if newest is not None and limits.cooldown_seconds:
-            cooldown_end = newest + timedelta(seconds=limits.cooldown_seconds)
-            if cooldown_end > now:
-                refusals.append(Refusal("cooldown", cooldown_end))
-        for rule, window, count, allowed in (
-            ("hour", HOUR, in_hour, limits.starts_per_hour),
-            ("day", DAY, in_day, limits.starts_per_day),
-        ):
-            if count < allowed:
-                continue
-            window_end = await _window_free_at(
-                session,
-                now=now,
-                window=window,
-                allowed=allowed,
-                chat_id=by_chat,
-                number_hash=by_number,
-            )
-            if window_end is not None:
-                refusals.append(Refusal(rule, window_end))
-    if refusals:
-        return max(refusals, key=lambda r: r.retry_at or now)
-    if counts.everyone_hour < limits.global_starts_per_hour:
-        return None
-    global_end = await _window_free_at(
-        session, now=now, window=HOUR, allowed=limits.global_starts_per_hour
-    )
-    if global_end is not None:
-        return Refusal("global", global_end)
-    return None
+    return last + timedelta(seconds=limits.cooldown_seconds)
 
 
-def admits(limits: Limits, counts: repo.StartCounts, now: datetime) -> bool:
-    """Whether a start fits every rate limit, given the recent starts. When it does not,
-    `rate_refusal` says which limit it breaks and until when."""
-    cooldown = timedelta(seconds=limits.cooldown_seconds)
-    for in_hour, in_day, newest in (
-        (counts.chat_hour, counts.chat_day, counts.chat_newest),
-        (counts.number_hour, counts.number_day, counts.number_newest),
-    ):
-        if newest is not None and limits.cooldown_seconds and newest + cooldown > now:
-            return False
-        if in_hour >= limits.starts_per_hour or in_day >= limits.starts_per_day:
-            return False
-    return counts.everyone_hour < limits.global_starts_per_hour
-
-
-def counts_among(
-    chat_starts: Sequence[datetime],
-    number_starts: Sequence[datetime],
+def rate_refusal(
+    limits: Limits,
     *,
-    hour_ago: datetime,
+    chat_starts: Iterable[datetime],
+    number_starts: Iterable[datetime],
     everyone_hour: int,
-) -> repo.StartCounts:
-    """`repo.start_counts` worked out from already fetched start times of the last day: the
-    chat's and the number's."""
-    return repo.StartCounts(
-        chat_hour=sum(1 for at in chat_starts if at > hour_ago),
-        chat_day=len(chat_starts),
-        chat_newest=max(chat_starts, default=None),
-        number_hour=sum(1 for at in number_starts if at > hour_ago),
-        number_day=len(number_starts),
-        number_newest=max(number_starts, default=None),
-        everyone_hour=everyone_hour,
-    )
-
-
-async def _window_free_at(
-    session: AsyncSession,
-    *,
+    everyone_oldest: Sequence[datetime] = (),
     now: datetime,
-    window: timedelta,
-    allowed: int,
-    chat_id: int | None = None,
-    number_hash: str | None = None,
-) -> datetime | None:
-    """When the next start fits in a sliding window, or None if one fits now."""
-    count = await repo.count_starts(
-        session, since=now - window, chat_id=chat_id, number_hash=number_hash
-    )
-    if count < allowed:
+) -> Refusal | None:
+    """The admission rule: the rate limit a new start would break now, with the time it frees
+    up; None if the start may go.
+
+    `chat_starts` and `number_starts` are the times of the chat's and the number's starts of
+    (at least) the last day; `everyone_hour` counts everyone's starts of the last hour and
+    `everyone_oldest` holds the oldest of them, oldest first: at least as many as
+    `global_oldest_needed` asks for. The chat's and the number's cooldown, hourly and daily
+    limits come first, the latest time wins; the global cap refuses only when none of them
+    does.
+    """
+    refusals = [
+        *_own_refusals(limits, sorted(chat_starts), now),
+        *_own_refusals(limits, sorted(number_starts), now),
+    ]
+    if refusals:
+        return max(refusals, key=lambda refusal: refusal.retry_at or now)
+    if everyone_hour < limits.global_starts_per_hour:
         return None
-    oldest = await repo.oldest_starts(
-        session,
-        since=now - window,
-        limit=count - allowed + 1,
-        chat_id=chat_id,
-        number_hash=number_hash,
+    return Refusal(
+        Rule.GLOBAL,
+        _window_free_at(
+            everyone_oldest,
+            count=everyone_hour,
+            allowed=limits.global_starts_per_hour,
+            window=HOUR,
+        ),
     )
-    return oldest[-1] + window
+
+
+def global_oldest_needed(limits: Limits, *, everyone_hour: int, admitting: int) -> int:
+    """How many of everyone's oldest start times of the last hour `rate_refusal` needs when
+    up to `admitting` starts are decided on, one after another, on top of `everyone_hour`
+    (0 when the global cap cannot be reached)."""
+    if everyone_hour + admitting <= limits.global_starts_per_hour:
+        return 0
+    return max(everyone_hour - limits.global_starts_per_hour, 0) + 1
+
+
+def _own_refusals(limits: Limits, starts: Sequence[datetime], now: datetime) -> list[Refusal]:
+    """The limits of one chat or one number that a start would break (`starts`: its start
+    times, oldest first), in the order cooldown, hour, day."""
+    refusals: list[Refusal] = []
+    end = cooldown_end(limits, starts[-1] if starts else None)
+    if end is not None and end > now:
+        refusals.append(Refusal(Rule.COOLDOWN, end))
+    for rule, window, allowed in (
+        (Rule.HOUR, HOUR, limits.starts_per_hour),
+        (Rule.DAY, DAY, limits.starts_per_day),
+    ):
+        inside = [at for at in starts if at > now - window]
+        if len(inside) >= allowed:
+            free_at = _window_free_at(inside, count=len(inside), allowed=allowed, window=window)
+            refusals.append(Refusal(rule, free_at))
+    return refusals
+
+
+def _window_free_at(
+    oldest: Sequence[datetime], *, count: int, allowed: int, window: timedelta
+) -> datetime | None:
+    """When the next start fits in a full sliding window holding `count` starts (`oldest`:
+    the oldest of them, oldest first): once all but `allowed - 1` have left it. None if no
+    start is allowed at all."""
+    if allowed < 1:
+        return None
+    return oldest[count - allowed] + window
+
+
+class StartLedger:
+    """The counted starts a batch of decisions looks at, by chat, by number and for everyone,
+    kept up to date as the batch admits more, so every decision sees the starts admitted
+    before it exactly as if they had been counted one by one."""
+
+    def __init__(
+        self,
+        starts: Iterable[tuple[int, str, datetime]],
+        *,
+        everyone_hour: int,
+        everyone_oldest: Sequence[datetime] = (),
+    ) -> None:
+        self._by_chat: dict[int, list[datetime]] = {}
+        self._by_number: dict[str, list[datetime]] = {}
+        for chat_id, number_hash, at in starts:
+            self._by_chat.setdefault(chat_id, []).append(at)
+            self._by_number.setdefault(number_hash, []).append(at)
+        self._everyone = everyone_hour
+        self._oldest = list(everyone_oldest)
+
+    def refusal(
+        self, limits: Limits, *, chat_id: int, number_hash: str, now: datetime
+    ) -> Refusal | None:
+        """`rate_refusal` for a start by this chat to this number."""
+        return rate_refusal(
+            limits,
+            chat_starts=self._by_chat.get(chat_id, ()),
+            number_starts=self._by_number.get(number_hash, ()),
+            everyone_hour=self._everyone,
+            everyone_oldest=self._oldest,
+            now=now,
+        )
+
+    def count(self, *, chat_id: int, number_hash: str, at: datetime) -> None:
+        """Count an admitted start (the newest of all)."""
+        self._by_chat.setdefault(chat_id, []).append(at)
+        self._by_number.setdefault(number_hash, []).append(at)
+        if len(self._oldest) == self._everyone:  # the list holds every start: keep it whole
+            self._oldest.append(at)
+        self._everyone += 1

@@ -11,7 +11,7 @@ from telegram.error import BadRequest, TelegramError
 from telegram.ext import Application, CallbackContext, ExtBot
 
 from bot import texts
-from bot.login.service import Person
+from bot.login.steps import Person
 from bot.telegram.services import Services
 
 logger = logging.getLogger(__name__)

@@ -38,7 +38,15 @@ from telegram.ext import (
 
 from bot import texts
 from bot.login import phone
-from bot.login.service import CallResult, CodeResult, NumberOutcome, NumberResult, Step
+from bot.login.limits import Rule
+from bot.login.steps import (
+    CallResult,
+    CodeResult,
+    NoticeKind,
+    NumberOutcome,
+    NumberResult,
+    Step,
+)
 from bot.telegram.handlers.base import (
     BotContext,
     is_private,
@@ -165,10 +173,12 @@ async def _answer_number_outcome(
         await reply(update, texts.OUTSIDE_FLOW, reply_markup=ReplyKeyboardRemove())
         return END
     if result is NumberResult.REFUSED and outcome.refusal is not None:
-        text = texts.REFUSED_PREFIX if outcome.refusal.rule == "prefix" else texts.REFUSED_COUNTRY
+        text = (
+            texts.REFUSED_PREFIX if outcome.refusal.rule is Rule.PREFIX else texts.REFUSED_COUNTRY
+        )
     elif result is NumberResult.LIMITED and outcome.refusal is not None:
         when = texts.hhmm(outcome.refusal.retry_at) if outcome.refusal.retry_at else "later"
-        template = texts.LIMITED_GLOBAL if outcome.refusal.rule == "global" else texts.LIMITED
+        template = texts.LIMITED_GLOBAL if outcome.refusal.rule is Rule.GLOBAL else texts.LIMITED
         text = template.format(when=when)
     else:
         text = {
@@ -313,7 +323,7 @@ class FlowConversationHandler(ConversationHandler[BotContext]):
             return
         chat_id = update.effective_chat.id
         try:
-            step, notice = await context.services.login.chat_state(chat_id)
+            state = await context.services.login.chat_state(chat_id)
         except Exception as error:
             # Without the stored step no handler can act correctly: apologise once, stop here.
             logger.error(
@@ -324,15 +334,16 @@ class FlowConversationHandler(ConversationHandler[BotContext]):
             )
             await reply(update, texts.APOLOGY)
             raise ApplicationHandlerStop from None
+        notice = state.notice
         if notice is not None:
-            kind, number = notice
-            template = texts.NOTICE_MOVED if kind == "number_moved" else texts.NOTICE_REVOKED
-            await reply(update, template.format(number=phone.pretty(number or "")))
+            moved = notice.kind is NoticeKind.NUMBER_MOVED
+            template = texts.NOTICE_MOVED if moved else texts.NOTICE_REVOKED
+            await reply(update, template.format(number=phone.pretty(notice.phone_number or "")))
         key = (chat_id,)
         # ConversationHandler keeps its states in this dict; no public setter exists. The
         # database is the source of truth, so we overwrite what memory thinks.
-        if step in (Step.NUMBER, Step.CODE):
-            self._conversations[key] = step.value
+        if state.step in (Step.NUMBER, Step.CODE):
+            self._conversations[key] = state.step.value
         else:
             self._conversations.pop(key, None)
 

@@ -1,0 +1,589 @@
+"""Where the login's state is kept: every change the login service makes is one named
+transaction here, with its audit events, so the service reads as the login's rules and never
+opens a session itself.
+
+The busiest steps of an update burst (loading a chat's state, counting a start, recording a
+sent code) are group-committed: concurrent callers share one transaction and a few
+statements (see `bot.db.batching`), and each still gets exactly the answer it would alone.
+Sessions that only read go to the readers (no write lock on SQLite).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.clock import utcnow
+from bot.db import repo
+from bot.db.batching import Coalescer
+from bot.db.models import LoginFlow, VerifiedUser
+from bot.login import limits
+from bot.login.audit import Audit, Event
+from bot.login.limits import Limits, Refusal, Rule, StartLedger
+from bot.login.phone import PhoneNumber
+from bot.login.steps import Notice, NoticeKind, NumberResult, Person, Step
+
+
+@dataclass(frozen=True, slots=True)
+class FlowState:
+    """What a chat's next update needs first: its step, its code's expiry, and whether a
+    notice waits for it."""
+
+    step: Step | None
+    expires_at: datetime | None
+    has_notice: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Restarted:
+    """What a restarted login replaced."""
+
+    login: VerifiedUser | None  # the chat's current login
+    in_progress: bool  # a login was already waiting for a number or a code
+    running_request: str | None  # the Verify request of that attempt, to cancel
+
+
+class LoginStore:
+    """The login's transactions, group-committed where updates come in bursts."""
+
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        readers: async_sessionmaker[AsyncSession] | None = None,
+        audit: Audit,
+        limits: Limits,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._sessions = sessions
+        # Sessions that only read (no write lock on SQLite); the writers' if none are given.
+        self._readers = readers or sessions
+        self._audit = audit
+        self._limits = limits
+        self._now = clock
+        self._states = Coalescer(self._load_states)
+        self._reservations = Coalescer(self._reserve_starts)
+        self._codes_sent = Coalescer(self._record_codes_sent)
+
+    # ---- reading ------------------------------------------------------------------------
+
+    async def login_of(self, chat_id: int) -> VerifiedUser | None:
+        """The chat's current login, if any."""
+        async with self._readers() as session:
+            return await repo.get_login(session, chat_id=chat_id)
+
+    async def flow_of(self, chat_id: int) -> LoginFlow | None:
+        """The chat's login in progress, as stored."""
+        async with self._readers() as session:
+            return await repo.get_flow(session, chat_id=chat_id)
+
+    async def flow_with_request(self, request_id: str) -> LoginFlow | None:
+        """The flow that owns a Verify request, if we know it."""
+        async with self._readers() as session:
+            return await repo.flow_with_request(session, request_id=request_id)
+
+    async def due_flows(self, *, now: datetime, limit: int) -> Sequence[LoginFlow]:
+        """Flows waiting for a code whose request has expired by `now`."""
+        async with self._readers() as session:
+            return await repo.due_flows(session, now=now, limit=limit)
+
+    async def state(self, chat_id: int) -> FlowState:
+        """The chat's step, code expiry and whether a notice waits (batched)."""
+        return await self._states(chat_id)
+
+    async def _load_states(self, chat_ids: list[int]) -> list[FlowState]:
+        async with self._readers() as session:
+            flows = await repo.flow_states(session, chat_ids=chat_ids)
+            notices = await repo.chats_with_notice(session, chat_ids=chat_ids)
+        states: list[FlowState] = []
+        for chat_id in chat_ids:
+            step, expires_at = flows.get(chat_id, (None, None))
+            states.append(FlowState(_step(step), expires_at, chat_id in notices))
+        return states
+
+    async def rate_refusal(self, person: Person, number: PhoneNumber) -> Refusal | None:
+        """`limits.rate_refusal` for a start by this chat to this number now, read without
+        locking anything (counting the start decides again, under the locks)."""
+        now = self._now()
+        number_hash = self._audit.hash(number.e164)
+        async with self._readers() as session:
+            ledger = await self._ledger(
+                session, chat_ids=[person.chat_id], number_hashes=[number_hash], now=now
+            )
+        return ledger.refusal(
+            self._limits, chat_id=person.chat_id, number_hash=number_hash, now=now
+        )
+
+    # ---- a login's steps ----------------------------------------------------------------
+
+    async def take_notice(self, chat_id: int) -> Notice | None:
+        """The chat's waiting notice, removed as it is read."""
+        async with self._sessions.begin() as session:
+            taken = await repo.take_notice(session, chat_id=chat_id)
+        return None if taken is None else Notice(NoticeKind(taken.kind), taken.phone_number)
+
+    async def restart_flow(self, person: Person) -> Restarted:
+        """The chat now waits for a number (recorded as `login_started`); a request still
+        running for an earlier attempt is recorded as cancelled ("restarted")."""
+        async with self._sessions.begin() as session:
+            previous = await repo.get_flow(session, chat_id=person.chat_id, lock=True)
+            # put_flow() below overwrites the loaded row in place: keep what we need first.
+            running = previous.request_id if previous and previous.step == Step.CODE else None
+            in_progress = previous is not None and previous.step in (Step.NUMBER, Step.CODE)
+            login = await repo.get_login(session, chat_id=person.chat_id)
+            if running:
+                await self._audit.record(
+                    session,
+                    Event.CANCELLED,
+                    chat_id=person.chat_id,
+                    user_id=person.user_id,
+                    e164=previous.phone_number if previous else None,
+                    request_id=running,
+                    detail="restarted",
+                )
+            await self._audit.record(
+                session, Event.LOGIN_STARTED, chat_id=person.chat_id, user_id=person.user_id
+            )
+            await repo.put_flow(
+                session,
+                flow=LoginFlow(
+                    chat_id=person.chat_id,
+                    user_id=person.user_id,
+                    step=Step.NUMBER,
+                    phone_number=None,
+                    request_id=None,
+                    tries_left=0,
+                    started_at=self._now(),
+                    code_sent_at=None,
+                    expires_at=None,
+                ),
+            )
+        return Restarted(login, in_progress, running)
+
+    async def record_limited(self, person: Person, number: PhoneNumber, rule: Rule) -> None:
+        """A start refused by a rule that is checked before anything is counted."""
+        async with self._sessions.begin() as session:
+            await self._audit.record(
+                session,
+                Event.LIMITED,
+                chat_id=person.chat_id,
+                user_id=person.user_id,
+                e164=number.e164,
+                detail=rule,
+            )
+
+    async def reserve_start(
+        self, person: Person, number: PhoneNumber
+    ) -> int | Refusal | NumberResult:
+        """Count a start by the chat to the number if it may start now (batched): the chat
+        still waits for a number, is not logged in with this one, and `limits.rate_refusal`
+        admits it, counting the starts admitted before it in the same batch. Returns the
+        counted start's id; or the refusal (recorded as `limited`); or NO_FLOW, or
+        ALREADY_YOURS (the chat's flow is then ended)."""
+        return await self._reservations(_Reservation(person, number, self._audit.hash(number.e164)))
+
+    async def _reserve_starts(
+        self, batch: list[_Reservation]
+    ) -> list[int | Refusal | NumberResult]:
+        now = self._now()
+        chat_ids = sorted({item.person.chat_id for item in batch})
+        async with self._sessions.begin() as session:
+            # Locks in a fixed order, the flow rows then the numbers, so two batches (of this
+            # or another process) cannot deadlock.
+            states = await repo.flow_steps_and_numbers(session, chat_ids=chat_ids)
+            ledger = await self._ledger(
+                session,
+                chat_ids=chat_ids,
+                number_hashes=sorted({item.number_hash for item in batch}),
+                now=now,
+                admitting=len(batch),
+                lock=True,
+            )
+            # Each result: the position of the start among those to insert, or the answer.
+            results: list[int | Refusal | NumberResult] = []
+            admitted: list[tuple[repo.StartRow, int]] = []
+            refused: list[dict[str, object]] = []
+            for item in batch:
+                chat_id, number_hash = item.person.chat_id, item.number_hash
+                state = states.get(chat_id)
+                if state is None or state[0] != Step.NUMBER:
+                    results.append(NumberResult.NO_FLOW)
+                    continue
+                if state[1] == item.number.e164:
+                    await repo.delete_flow(session, chat_id=chat_id)
+                    results.append(NumberResult.ALREADY_YOURS)
+                    continue
+                refusal = ledger.refusal(
+                    self._limits, chat_id=chat_id, number_hash=number_hash, now=now
+                )
+                if refusal is not None:
+                    refused.append(
+                        self._audit.row(
+                            Event.LIMITED,
+                            chat_id=chat_id,
+                            user_id=item.person.user_id,
+                            e164=item.number.e164,
+                            country_code=item.number.country_code,
+                            detail=refusal.rule,
+                        )
+                    )
+                    results.append(refusal)
+                    continue
+                ledger.count(chat_id=chat_id, number_hash=number_hash, at=now)
+                results.append(len(admitted))
+                admitted.append(
+                    (repo.StartRow(chat_id, number_hash, now), item.number.country_code)
+                )
+            ids = await repo.add_starts(session, rows=admitted) if admitted else []
+            if refused:
+                await repo.add_events(session, rows=refused)
+        return [ids[result] if isinstance(result, int) else result for result in results]
+
+    async def _ledger(
+        self,
+        session: AsyncSession,
+        *,
+        chat_ids: Sequence[int],
+        number_hashes: Sequence[str],
+        now: datetime,
+        admitting: int = 1,
+        lock: bool = False,
+    ) -> StartLedger:
+        """The counted starts `limits.rate_refusal` needs to decide on up to `admitting`
+        starts by these chats to these numbers. With `lock`, the numbers stay locked for the
+        rest of the transaction, so two starts cannot both take the same last free slot."""
+        if lock:
+            await repo.lock_numbers(session, number_hashes=number_hashes)
+        recent = await repo.recent_starts(
+            session, chat_ids=chat_ids, number_hashes=number_hashes, since=now - limits.DAY
+        )
+        everyone = await repo.count_starts(session, since=now - limits.HOUR)
+        needed = limits.global_oldest_needed(
+            self._limits, everyone_hour=everyone, admitting=admitting
+        )
+        oldest = (
+            await repo.oldest_starts(session, since=now - limits.HOUR, limit=needed)
+            if needed
+            else ()
+        )
+        return StartLedger(
+            ((start.chat_id, start.number_hash, start.created_at) for start in recent),
+            everyone_hour=everyone,
+            everyone_oldest=oldest,
+        )
+
+    async def record_start_failed(
+        self, person: Person, number: PhoneNumber, *, start_id: int, uncount: bool, reason: str
+    ) -> None:
+        """Vonage did not start the counted start (recorded as `failed`); with `uncount`, it
+        no longer counts against the limits."""
+        async with self._sessions.begin() as session:
+            if uncount:
+                await repo.remove_start(session, start_id=start_id)
+            await self._audit.record(
+                session,
+                Event.FAILED,
+                chat_id=person.chat_id,
+                user_id=person.user_id,
+                e164=number.e164,
+                detail=reason,
+            )
+
+    async def record_code_sent(
+        self,
+        person: Person,
+        number: PhoneNumber,
+        request_id: str,
+        *,
+        ttl: timedelta,
+        tries: int,
+    ) -> datetime:
+        """Step CODE for the chat, with the request, its expiry (`ttl` from now) and its
+        `tries` (batched, with the `code_sent` events); returns the expiry."""
+        return await self._codes_sent(_CodeSent(person, number, request_id, ttl, tries))
+
+    async def _record_codes_sent(self, batch: list[_CodeSent]) -> list[datetime]:
+        """Two statements for the whole batch: the flows' update and their events."""
+        now = self._now()
+        rows: list[dict[str, object]] = []
+        events: list[dict[str, object]] = []
+        for item in batch:
+            rows.append(
+                {
+                    "chat_id": item.person.chat_id,
+                    "step": Step.CODE,
+                    "phone_number": item.number.e164,
+                    "request_id": item.request_id,
+                    "tries_left": item.tries,
+                    "code_sent_at": now,
+                    "expires_at": now + item.ttl,
+                }
+            )
+            events.append(
+                self._audit.row(
+                    Event.CODE_SENT,
+                    chat_id=item.person.chat_id,
+                    user_id=item.person.user_id,
+                    e164=item.number.e164,
+                    country_code=item.number.country_code,
+                    request_id=item.request_id,
+                )
+            )
+        async with self._sessions.begin() as session:
+            updated = await repo.update_flows(session, rows=rows)
+            if updated is None or updated < len(rows):
+                # Some flow may be gone (purged meanwhile): the code still works for its chat.
+                have_flow = await repo.locked_flow_chats(
+                    session, chat_ids=[item.person.chat_id for item in batch]
+                )
+                missing = {
+                    item.person.chat_id: {**row, "user_id": item.person.user_id, "started_at": now}
+                    for item, row in zip(batch, rows, strict=True)
+                    if item.person.chat_id not in have_flow
+                }
+                if missing:
+                    await repo.add_flows(session, rows=list(missing.values()))
+            await repo.add_events(session, rows=events)
+        return [now + item.ttl for item in batch]
+
+    async def record_reused(
+        self,
+        person: Person,
+        number: PhoneNumber,
+        request_id: str,
+        *,
+        ttl: timedelta,
+        tries: int,
+    ) -> datetime | None:
+        """Step CODE with a request that was already running for this chat (recorded as
+        `code_sent`, "reused"): it keeps the expiry and tries it had, else gets `ttl` and
+        `tries` from now. Returns the expiry."""
+        now = self._now()
+        async with self._sessions.begin() as session:
+            flow = await repo.get_flow(session, chat_id=person.chat_id, lock=True)
+            if flow is None:
+                flow = LoginFlow(chat_id=person.chat_id, user_id=person.user_id, started_at=now)
+            flow.step = Step.CODE
+            flow.phone_number = number.e164
+            flow.request_id = request_id
+            if flow.expires_at is None:
+                flow.tries_left = tries
+                flow.code_sent_at = now
+                flow.expires_at = now + ttl
+            await repo.put_flow(session, flow=flow)
+            await self._audit.record(
+                session,
+                Event.CODE_SENT,
+                chat_id=person.chat_id,
+                user_id=person.user_id,
+                e164=number.e164,
+                request_id=request_id,
+                detail="reused",
+            )
+        return flow.expires_at
+
+    async def record_verified(
+        self, person: Person, phone_number: str, request_id: str
+    ) -> int | None:
+        """The chat is logged in with the number and its flow ends (recorded as `verified`).
+        A chat that held the number before loses its login: recorded as `number_moved`, and
+        it is left a notice. Returns that chat's id, if there was one."""
+        async with self._sessions.begin() as session:
+            moved_from = await repo.save_login(
+                session,
+                chat_id=person.chat_id,
+                user_id=person.user_id,
+                phone_number=phone_number,
+                username=person.username,
+                full_name=person.full_name,
+                verified_at=self._now(),
+            )
+            await repo.delete_flow(session, chat_id=person.chat_id)
+            await self._audit.record(
+                session,
+                Event.VERIFIED,
+                chat_id=person.chat_id,
+                user_id=person.user_id,
+                e164=phone_number,
+                request_id=request_id,
+            )
+            if moved_from is not None:
+                await self._audit.record(
+                    session,
+                    Event.NUMBER_MOVED,
+                    chat_id=moved_from,
+                    e164=phone_number,
+                    detail=f"to chat {person.chat_id}",
+                )
+                await repo.put_notice(
+                    session,
+                    chat_id=moved_from,
+                    kind=NoticeKind.NUMBER_MOVED,
+                    phone_number=phone_number,
+                    at=self._now(),
+                )
+        return moved_from
+
+    async def take_try(self, flow: LoginFlow) -> int | None:
+        """One try less for the flow's request (recorded as `code_wrong`); at none left the
+        flow ends (recorded as `failed`, "too_many_wrong"). Returns the tries left, or None
+        if the chat's flow has moved on to another request meanwhile."""
+        async with self._sessions.begin() as session:
+            current = await repo.get_flow(session, chat_id=flow.chat_id, lock=True)
+            if current is None or current.request_id != flow.request_id:
+                return None
+            current.tries_left = max(current.tries_left - 1, 0)
+            tries_left = current.tries_left
+            await self._flow_event(session, flow, Event.CODE_WRONG, f"{tries_left} left")
+            if tries_left == 0:
+                await repo.delete_flow(session, chat_id=flow.chat_id)
+                await self._flow_event(session, flow, Event.FAILED, "too_many_wrong")
+        return tries_left
+
+    async def record_call(self, flow: LoginFlow) -> None:
+        """The flow's request moved on to a voice call (recorded as `code_sent`, "voice"):
+        the cooldown before another new code counts from now."""
+        async with self._sessions.begin() as session:
+            current = await repo.get_flow(session, chat_id=flow.chat_id, lock=True)
+            if current is not None and current.request_id == flow.request_id:
+                current.code_sent_at = self._now()
+                await self._flow_event(session, flow, Event.CODE_SENT, "voice")
+
+    async def drop_request(self, flow: LoginFlow) -> bool:
+        """The chat waits for a number again, without the flow's request; False if the flow
+        has moved on to another request meanwhile."""
+        async with self._sessions.begin() as session:
+            current = await repo.get_flow(session, chat_id=flow.chat_id, lock=True)
+            if current is None or current.request_id != flow.request_id:
+                return False
+            current.step = Step.NUMBER
+            current.request_id = None
+        return True
+
+    async def expire(self, flow: LoginFlow) -> bool:
+        """The flow's code expired unused (recorded as `expired`): the chat is told on its next
+        message. False if the flow has moved on meanwhile."""
+        async with self._sessions.begin() as session:
+            current = await repo.get_flow(session, chat_id=flow.chat_id, lock=True)
+            if (
+                current is None
+                or current.step != Step.CODE
+                or current.request_id != flow.request_id
+            ):
+                return False
+            current.step = Step.EXPIRED
+            current.request_id = None
+            current.phone_number = None  # the notice needs no number; keep none longer
+            await self._flow_event(session, flow, Event.EXPIRED)
+        return True
+
+    async def end_flow(self, flow: LoginFlow, event: Event, detail: str) -> None:
+        """The flow ends, recorded as `event`."""
+        async with self._sessions.begin() as session:
+            await repo.delete_flow(session, chat_id=flow.chat_id)
+            await self._flow_event(session, flow, event, detail)
+
+    async def record_flow_event(self, flow: LoginFlow, event: Event, detail: str) -> None:
+        """Something happened to the flow that changes nothing stored."""
+        async with self._sessions.begin() as session:
+            await self._flow_event(session, flow, event, detail)
+
+    async def cancel_flow(self, chat_id: int, *, reason: str | None) -> LoginFlow | None:
+        """The chat's flow ends (recorded as `cancelled`, unless it had only an expired code
+        left); returns what it was."""
+        async with self._sessions.begin() as session:
+            flow = await repo.get_flow(session, chat_id=chat_id, lock=True)
+            if flow is None:
+                return None
+            await repo.delete_flow(session, chat_id=chat_id)
+            if flow.step != Step.EXPIRED:
+                await self._flow_event(session, flow, Event.CANCELLED, reason)
+        return flow
+
+    async def clear_expired(self, chat_id: int) -> bool:
+        """The chat's flow ends if it had only an expired code left; whether it had."""
+        async with self._sessions.begin() as session:
+            flow = await repo.get_flow(session, chat_id=chat_id, lock=True)
+            if flow is None or flow.step != Step.EXPIRED:
+                return False
+            await repo.delete_flow(session, chat_id=chat_id)
+        return True
+
+    async def end_login(self, chat_id: int) -> VerifiedUser | None:
+        """The chat's login ends (recorded as `logged_out`); returns what it was."""
+        async with self._sessions.begin() as session:
+            login = await repo.delete_login(session, chat_id=chat_id)
+            if login is not None:
+                await self._audit.record(
+                    session,
+                    Event.LOGGED_OUT,
+                    chat_id=chat_id,
+                    user_id=login.user_id,
+                    e164=login.phone_number,
+                )
+            return login
+
+    async def forget(self, chat_id: int) -> None:
+        """Erase the chat's login, flow and notice, and detach it from its audit events
+        (recorded, with no chat, as `forgotten`)."""
+        async with self._sessions.begin() as session:
+            await repo.delete_login(session, chat_id=chat_id)
+            await repo.delete_flow(session, chat_id=chat_id)
+            await repo.take_notice(session, chat_id=chat_id)
+            await repo.anonymise_chat_events(session, chat_id=chat_id)
+            await self._audit.record(session, Event.FORGOTTEN, chat_id=0)
+
+    async def purge(self, *, before: datetime) -> None:
+        """Drop flows, counted starts and notices older than `before`."""
+        async with self._sessions.begin() as session:
+            await repo.purge_stale_flows(session, before=before)
+            await repo.purge_starts(session, before=before)
+            await repo.purge_notices(session, before=before)
+
+    async def claim_alert(self, kind: str, *, quiet: timedelta) -> bool:
+        """True if admins have not been told about this kind of trouble for `quiet` (and
+        records that they are being told now)."""
+        now = self._now()
+        async with self._sessions.begin() as session:
+            return await repo.claim_alert(session, kind=kind, now=now, quiet_since=now - quiet)
+
+    async def _flow_event(
+        self, session: AsyncSession, flow: LoginFlow, event: Event, detail: str | None = None
+    ) -> None:
+        """Record an event about a flow, with the flow's chat, number and request."""
+        await self._audit.record(
+            session,
+            event,
+            chat_id=flow.chat_id,
+            user_id=flow.user_id,
+            e164=flow.phone_number,
+            request_id=flow.request_id,
+            detail=detail,
+        )
+
+
+def _step(stored: str | None) -> Step | None:
+    return None if stored is None else Step(stored)
+
+
+@dataclass(frozen=True, slots=True)
+class _Reservation:
+    """A start to count, if the limits allow it."""
+
+    person: Person
+    number: PhoneNumber
+    number_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class _CodeSent:
+    """A start Vonage accepted, to record."""
+
+    person: Person
+    number: PhoneNumber
+    request_id: str
+    ttl: timedelta
+    tries: int
