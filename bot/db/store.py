@@ -135,18 +135,15 @@ class LoginStore:
             in_progress = previous is not None and previous.step in (Step.NUMBER, Step.CODE)
             login = await repo.get_login(session, chat_id=person.chat_id)
             if running:
-                await self._audit.record(
+                await self._person_event(
                     session,
+                    person,
                     Event.CANCELLED,
-                    chat_id=person.chat_id,
-                    user_id=person.user_id,
                     e164=previous.phone_number if previous else None,
                     request_id=running,
                     detail="restarted",
                 )
-            await self._audit.record(
-                session, Event.LOGIN_STARTED, chat_id=person.chat_id, user_id=person.user_id
-            )
+            await self._person_event(session, person, Event.LOGIN_STARTED)
             await repo.put_flow(
                 session,
                 flow=LoginFlow(
@@ -166,14 +163,7 @@ class LoginStore:
     async def record_limited(self, person: Person, number: PhoneNumber, rule: Rule) -> None:
         """A start refused by a rule that is checked before anything is counted."""
         async with self._sessions.begin() as session:
-            await self._audit.record(
-                session,
-                Event.LIMITED,
-                chat_id=person.chat_id,
-                user_id=person.user_id,
-                e164=number.e164,
-                detail=rule,
-            )
+            await self._person_event(session, person, Event.LIMITED, e164=number.e164, detail=rule)
 
     async def reserve_start(
         self, person: Person, number: PhoneNumber
@@ -283,14 +273,7 @@ class LoginStore:
         async with self._sessions.begin() as session:
             if uncount:
                 await repo.remove_start(session, start_id=start_id)
-            await self._audit.record(
-                session,
-                Event.FAILED,
-                chat_id=person.chat_id,
-                user_id=person.user_id,
-                e164=number.e164,
-                detail=reason,
-            )
+            await self._person_event(session, person, Event.FAILED, e164=number.e164, detail=reason)
 
     async def record_code_sent(
         self,
@@ -374,11 +357,10 @@ class LoginStore:
                 flow.code_sent_at = now
                 flow.expires_at = now + ttl
             await repo.put_flow(session, flow=flow)
-            await self._audit.record(
+            await self._person_event(
                 session,
+                person,
                 Event.CODE_SENT,
-                chat_id=person.chat_id,
-                user_id=person.user_id,
                 e164=number.e164,
                 request_id=request_id,
                 detail="reused",
@@ -402,13 +384,8 @@ class LoginStore:
                 verified_at=self._now(),
             )
             await repo.delete_flow(session, chat_id=person.chat_id)
-            await self._audit.record(
-                session,
-                Event.VERIFIED,
-                chat_id=person.chat_id,
-                user_id=person.user_id,
-                e164=phone_number,
-                request_id=request_id,
+            await self._person_event(
+                session, person, Event.VERIFIED, e164=phone_number, request_id=request_id
             )
             if moved_from is not None:
                 await self._audit.record(
@@ -549,6 +526,27 @@ class LoginStore:
         now = self._now()
         async with self._sessions.begin() as session:
             return await repo.claim_alert(session, kind=kind, now=now, quiet_since=now - quiet)
+
+    async def _person_event(
+        self,
+        session: AsyncSession,
+        person: Person,
+        event: Event,
+        *,
+        e164: str | None = None,
+        request_id: str | None = None,
+        detail: str | None = None,
+    ) -> None:
+        """Record an event about what a person did, in their chat."""
+        await self._audit.record(
+            session,
+            event,
+            chat_id=person.chat_id,
+            user_id=person.user_id,
+            e164=e164,
+            request_id=request_id,
+            detail=detail,
+        )
 
     async def _flow_event(
         self, session: AsyncSession, flow: LoginFlow, event: Event, detail: str | None = None
