@@ -899,10 +899,27 @@ def print_verdicts(opts: Options, results: list[RunResult]) -> None:
 
 
 def parse_args(argv: list[str] | None) -> Options:
+    """The benchmark's options from the command line (exits with usage on a bad value)."""
+    parser = build_parser()
+    return options_from(parser.parse_args(argv), parser)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Every flag, in the order `--help` lists them."""
     parser = argparse.ArgumentParser(
         prog="bench/run.py",
         description="Benchmark the real bot process against the wire-level fakes.",
     )
+    _add_workload_flags(parser)
+    _add_setup_flags(parser)
+    _add_bot_flags(parser)
+    _add_measuring_flags(parser)
+    _add_output_flags(parser)
+    return parser
+
+
+def _add_workload_flags(parser: argparse.ArgumentParser) -> None:
+    """What is measured: the scenario, its size, Verify's speed and the modes compared."""
     parser.add_argument(
         "--scenario",
         choices=sorted(SCENARIOS),
@@ -929,6 +946,10 @@ def parse_args(argv: list[str] | None) -> Options:
         "--sequential", action="store_true", help="only the sequential run (implies --no-compare)"
     )
     parser.add_argument("--repeat", type=int, default=1, help="repeat the runs K times")
+
+
+def _add_setup_flags(parser: argparse.ArgumentParser) -> None:
+    """Where the run happens: the database, the fakes' ports and the time limits."""
     parser.add_argument(
         "--database-url",
         help="a PostgreSQL server URL (postgresql+asyncpg://user@host:port/db): every run "
@@ -944,6 +965,10 @@ def parse_args(argv: list[str] | None) -> Options:
         type=float,
         help="seconds the measured phase may take (default: from users, latency and mode)",
     )
+
+
+def _add_bot_flags(parser: argparse.ArgumentParser) -> None:
+    """Which bot runs and how: its source tree, a wrapper command, extra settings."""
     parser.add_argument(
         "--bot-dir",
         type=Path,
@@ -964,6 +989,10 @@ def parse_args(argv: list[str] | None) -> Options:
         metavar="NAME=VALUE",
         help="extra setting for the bot process (repeatable; wins over the benchmark's)",
     )
+
+
+def _add_measuring_flags(parser: argparse.ArgumentParser) -> None:
+    """How the bot is observed: profilers, and the warm-up before the measured phase."""
     parser.add_argument(
         "--profile",
         type=Path,
@@ -991,6 +1020,10 @@ def parse_args(argv: list[str] | None) -> Options:
         metavar="ARGS",
         help="more py-spy record options, e.g. '--gil' (only samples holding the GIL)",
     )
+
+
+def _add_output_flags(parser: argparse.ArgumentParser) -> None:
+    """What is kept and printed after the run."""
     parser.add_argument("--keep", action="store_true", help="keep the temp dirs (bot logs, DB)")
     parser.add_argument(
         "-v",
@@ -998,12 +1031,14 @@ def parse_args(argv: list[str] | None) -> Options:
         action="store_true",
         help="per-step latencies, where the CPU went, getUpdates calls, other load, bot log",
     )
-    args = parser.parse_args(argv)
 
-    users = args.users if args.users is not None else (200 if args.scenario == "logins" else 100)
-    latency = args.verify_latency
-    if latency is None:
-        latency = 0.0 if args.scenario == "logins" else 1.0
+
+def options_from(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Options:
+    """The parsed flags as Options: the scenario's defaults filled in, values checked (a bad
+    one exits through `parser.error`, like argparse's own errors), output dirs created."""
+    default_users, default_latency = (200, 0.0) if args.scenario == "logins" else (100, 1.0)
+    users: int = default_users if args.users is None else args.users
+    latency: float = default_latency if args.verify_latency is None else args.verify_latency
     if users < 1 or users > 100_000:
         parser.error("--users must be 1..100000")
     if latency < 0:
@@ -1012,26 +1047,14 @@ def parse_args(argv: list[str] | None) -> Options:
         parser.error("--repeat must be >= 1")
     if args.database_url and not args.database_url.startswith("postgresql+asyncpg://"):
         parser.error("--database-url must be a postgresql+asyncpg:// server URL")
-    if args.sequential:
-        modes = [SEQUENTIAL]
-    elif args.compare:
-        modes = [CONCURRENT, SEQUENTIAL]
-    else:
-        modes = [CONCURRENT]
     for directory in (args.profile, args.py_spy):
         if directory is not None:
             directory.mkdir(parents=True, exist_ok=True)
-    bot_env: dict[str, str] = {}
-    for item in args.bot_env:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            parser.error(f"--bot-env wants NAME=VALUE, not {item!r}")
-        bot_env[name.upper()] = value
     return Options(
         scenario=args.scenario,
         users=users,
         latency=latency,
-        modes=modes,
+        modes=_modes(sequential=args.sequential, compare=args.compare),
         repeat=args.repeat,
         database_url=args.database_url,
         telegram_port=args.telegram_port,
@@ -1040,7 +1063,7 @@ def parse_args(argv: list[str] | None) -> Options:
         timeout=args.timeout,
         bot_dir=args.bot_dir.resolve(),
         bot_prefix=args.bot_prefix.split(),
-        bot_env=bot_env,
+        bot_env=_bot_env(args.bot_env, parser),
         profile_dir=args.profile,
         keep=args.keep,
         verbose=args.verbose,
@@ -1048,6 +1071,26 @@ def parse_args(argv: list[str] | None) -> Options:
         py_spy=args.py_spy,
         py_spy_args=args.py_spy_args.split(),
     )
+
+
+def _modes(*, sequential: bool, compare: bool) -> list[str]:
+    """The processing modes to run, in the order they run."""
+    if sequential:
+        return [SEQUENTIAL]
+    if compare:
+        return [CONCURRENT, SEQUENTIAL]
+    return [CONCURRENT]
+
+
+def _bot_env(items: list[str], parser: argparse.ArgumentParser) -> dict[str, str]:
+    """`--bot-env NAME=VALUE` items as settings (names upper-cased, the last one wins)."""
+    bot_env: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            parser.error(f"--bot-env wants NAME=VALUE, not {item!r}")
+        bot_env[name.upper()] = value
+    return bot_env
 
 
 async def amain(opts: Options) -> int:
