@@ -3,13 +3,18 @@
 Our own lines only ever carry masked numbers. Third-party loggers that print URLs (httpx: the
 token is in every Bot API URL) or request bodies (the Vonage SDK at DEBUG: numbers and codes)
 are held at WARNING or above whatever LOG_LEVEL says, and a filter replaces the secrets we
-know of anywhere they might still appear.
+know of anywhere they might still appear. The same filter masks anything that looks like a
+phone number, since errors from elsewhere can carry one (PostgreSQL names the failing row in
+a constraint error's DETAIL: `Key (phone_number)=(+447400123123) already exists`).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable
+
+from bot.login.phone import mask
 
 # logger name -> the most verbose level it may ever log at
 QUIET_LOGGERS = {
@@ -31,32 +36,47 @@ QUIET_LOGGERS = {
 
 _FORMATTER = logging.Formatter()
 
+# E.164 as written or spaced (`+447400123123`, `+44 7400 123123`): 7 to 15 digits after `+`.
+# Without the `+` only where a key names it, as Verify's `"to"` and Telegram's contact
+# `phone_number` do: bare digit runs are mostly chat and update ids, which logs need.
+_NUMBER = re.compile(
+    r"\+[1-9](?:[ .\-\u00a0]?\d){6,14}(?!\d)"
+    r"|(?<=phone_number[\"']: [\"'])\d{7,15}(?!\d)"
+    r"|(?<=[\"']to[\"']: [\"'])\d{7,15}(?!\d)"
+)
+
+
+def _mask_number(match: re.Match[str]) -> str:
+    digits = "".join(ch for ch in match.group() if ch.isdigit())
+    return mask("+" + digits)
+
 
 class RedactSecrets(logging.Filter):
-    """Replaces known secret values in a record's final text."""
+    """Replaces known secret values in a record's final text (message, exception and stack)
+    and masks phone numbers there."""
 
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
         self._secrets = sorted({s for s in secrets if s and len(s) >= 6}, key=len, reverse=True)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self._secrets:
-            return True
         message = record.getMessage()
         redacted = self._redact(message)
         if redacted != message:
             record.msg, record.args = redacted, None
         if record.exc_info and not record.exc_text:
-            # Exception texts can carry request URLs; format now so they can be redacted.
-            record.exc_text = self._redact(_FORMATTER.formatException(record.exc_info))
+            # Exception texts can carry request URLs and numbers; format now to redact them.
+            record.exc_text = _FORMATTER.formatException(record.exc_info)
         if record.exc_text:
             record.exc_text = self._redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self._redact(record.stack_info)
         return True
 
     def _redact(self, text: str) -> str:
         for secret in self._secrets:
             text = text.replace(secret, "<redacted>")
-        return text
+        return _NUMBER.sub(_mask_number, text)
 
 
 def configure(level: str, *, secrets: Iterable[str] = ()) -> None:

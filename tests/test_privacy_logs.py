@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import logging
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 
 import pytest
+from sqlalchemy import text
 
-from bot import logs
+from bot import logs, texts
+from bot.db.engine import is_sqlite, make_engine
 from bot.demo.sandbox import FakeTelegram, FakeVerify
+from bot.telegram.handlers.base import BotApp
 from tests.helpers import TOKEN, VONAGE_SECRET, Chat
 
 
@@ -51,11 +56,95 @@ def test_redaction_filter_removes_known_secrets_from_messages_and_tracebacks() -
     try:
         raise RuntimeError(f"failed https://host/bot{TOKEN}/getMe")
     except RuntimeError:
-        import sys
-
         record.exc_info = sys.exc_info()
     logs.RedactSecrets([TOKEN]).filter(record)
     assert TOKEN not in record.getMessage()
     assert record.exc_text is not None
     assert TOKEN not in record.exc_text
     assert "<redacted>" in record.exc_text
+
+
+@pytest.fixture
+def bot_logging() -> Iterator[Callable[[], str]]:
+    """The bot process's own logging (`logs.configure`, as `python -m bot` sets it up), its
+    handler writing to a buffer instead of stderr; returns a reader of what it wrote."""
+    root = logging.getLogger()
+    names = ["", *logs.QUIET_LOGGERS]
+    saved_levels = {name: logging.getLogger(name).level for name in names}
+    saved_handlers = root.handlers[:]
+    logs.configure("INFO", secrets=[TOKEN, VONAGE_SECRET])
+    (handler,) = root.handlers
+    assert isinstance(handler, logging.StreamHandler)
+    buffer = io.StringIO()
+    handler.setStream(buffer)
+    yield buffer.getvalue
+    root.handlers[:] = saved_handlers
+    for name, level in saved_levels.items():
+        logging.getLogger(name).setLevel(level)
+
+
+async def _refuse_new_logins(database_url: str) -> None:
+    """A database that refuses to store a login, as a constraint the code does not expect
+    would: PostgreSQL's error names the failing row (number included) in its DETAIL; SQLite's
+    trigger message echoes the number the way a driver's error text can."""
+    engine = make_engine(database_url, pool_size=1)
+    async with engine.begin() as conn:
+        if is_sqlite(database_url):
+            await conn.execute(
+                text(
+                    "CREATE TRIGGER refuse_logins BEFORE INSERT ON verified_users BEGIN "
+                    "SELECT RAISE(ABORT, 'Key (phone_number)=(+447400123123) is refused'); END"
+                )
+            )
+        else:
+            await conn.execute(
+                text(
+                    "ALTER TABLE verified_users ADD CONSTRAINT ck_refuse_logins "
+                    "CHECK (phone_number NOT LIKE '+44%')"
+                )
+            )
+    await engine.dispose()
+
+
+async def test_a_database_error_naming_the_number_is_logged_with_the_number_masked(
+    bot_logging: Callable[[], str], database_url: str, bot: BotApp, chat: Chat, verify: FakeVerify
+) -> None:
+    await _refuse_new_logins(database_url)
+    await chat.send("/login")
+    await chat.number("+44 7400 123123")
+
+    assert await chat.say(verify.last_code()) == texts.APOLOGY
+    await chat.quiet()
+
+    logged = bot_logging()
+    # The error handler logged the whole error, with the number where the database put it.
+    error = logged[logged.index("Unhandled IntegrityError") :]
+    assert "Traceback" in error
+    assert "+44******123" in error
+    for secret in ("+447400123123", "447400123123", "7400123123"):
+        assert secret not in logged, logged
+
+
+def test_numbers_are_masked_in_messages_arguments_exceptions_and_stacks() -> None:
+    number = "+447400123123"
+    record = logging.LogRecord(
+        "x", logging.ERROR, __file__, 1, "to %s, %s and +1 201 555 0123", (number, 42), None
+    )
+    try:
+        raise RuntimeError(
+            f'DETAIL:  Key (phone_number)=({number}) already exists. "to": "447400123123"'
+        )
+    except RuntimeError:
+        record.exc_info = sys.exc_info()
+    record.stack_info = f"Stack (most recent call last):\n  send({number!r})"
+    logs.RedactSecrets([]).filter(record)
+    assert record.getMessage() == "to +44******123, 42 and +1******123"
+    assert record.exc_text is not None
+    assert "Key (phone_number)=(+44******123) already exists" in record.exc_text
+    assert '"to": "+44******123"' in record.exc_text
+    assert record.stack_info == "Stack (most recent call last):\n  send('+44******123')"
+    # What logs legitimately carry stays: masked numbers, times, chat and update ids.
+    kept = "Code sent to +44******123 at 2026-01-01T10:00:00+00:00 for chat 5123456789"
+    plain = logging.LogRecord("x", logging.INFO, __file__, 1, kept, None, None)
+    logs.RedactSecrets([]).filter(plain)
+    assert plain.getMessage() == kept
