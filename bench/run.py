@@ -49,6 +49,7 @@ if str(REPO) not in sys.path:  # run as a script: make `bot.demo.sandbox` import
 from bot.demo.sandbox import FakeTelegram, FakeVerify, SentMessage, VerifyCall  # noqa: E402
 
 TOKEN = "424242:BENCH-token-abcdefghijklmnopqrstuv"  # noqa: S105
+HASH_KEY = "bench-number-hash-key-0123456789abcdef"
 VONAGE_KEY = "benchkey"
 VONAGE_SECRET = "bench-secret-value"  # noqa: S105
 FIRST_USER_ID = 5_000_001
@@ -412,6 +413,7 @@ async def run_once(opts: Options, mode: str, repeat: int) -> RunResult:
             "VONAGE_API_KEY": VONAGE_KEY,
             "VONAGE_API_SECRET": VONAGE_SECRET,
             "VONAGE_API_HOST": verify.host,
+            "NUMBER_HASH_KEY": HASH_KEY,
             "REQUESTS_CA_BUNDLE": str(verify.ca_path),
             "DATABASE_URL": database_url,
             "LIMIT_COOLDOWN_SECONDS": "0",

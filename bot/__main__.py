@@ -39,15 +39,22 @@ def _parser() -> argparse.ArgumentParser:
         help="play the conversation in FILE ('-' for stdin; the default when stdin is not a "
         "terminal), print the transcript and exit",
     )
+    demo.add_argument(
+        "--database-url",
+        metavar="URL",
+        help="use this database (migrated first; the demo's users are written to it) instead "
+        "of a throwaway SQLite file; DATABASE_URL is never used",
+    )
     demo.add_argument("--verbose", action="store_true", help="also show the bot's INFO log")
     return parser
 
 
 DEMO_DESCRIPTION = """\
 Run the real bot against built-in stand-ins for the Telegram Bot API and Vonage Verify v2,
-both on 127.0.0.1, with a throwaway SQLite database (or DATABASE_URL from the environment).
-No token or Vonage account is needed; credentials in the environment or .env are ignored, so
-nothing reaches Telegram and no SMS is sent. The terminal is your Telegram chat: the bot's
+both on 127.0.0.1, with a throwaway SQLite database (or the one given with --database-url).
+No token or Vonage account is needed; settings in the environment or .env (credentials,
+DATABASE_URL) are ignored, so nothing reaches Telegram, no SMS is sent and the bot's own
+database is left alone. The terminal is your Telegram chat: the bot's
 answers are printed with their buttons numbered, and the code the stand-in Verify "sends" is
 printed as [SMS to ...]."""
 
@@ -75,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo":
         from bot.demo import terminal as demo
 
-        return demo.main(args.script, verbose=args.verbose)
+        return demo.main(args.script, verbose=args.verbose, database_url=args.database_url)
     return _run()
 
 
@@ -89,9 +96,10 @@ def _admin(args: argparse.Namespace) -> int:
 
     try:
         settings = DatabaseSettings()
+        # SettingError also when a command needs NUMBER_HASH_KEY and it is not set.
+        return cli.run_admin_command(args, settings)
     except (ValidationError, SettingError) as error:
         return _config_error(error)
-    return cli.run_admin_command(args, settings)
 
 
 def _run() -> int:

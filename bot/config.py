@@ -7,8 +7,10 @@ add settings, never rename them. The README has a table with one line per settin
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import phonenumbers
 from pydantic import (
@@ -19,8 +21,18 @@ from pydantic import (
     model_validator,
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///bot.db"
+
+# Numbers are hashed under NUMBER_HASH_KEY; with a short or public key a hash is reversed by
+# hashing every number of a country, so `/forget` would not anonymise.
+HASH_KEY_MIN_BYTES = 32
+_MAKE_A_KEY = 'python -c "import secrets; print(secrets.token_hex(32))"'
+HASH_KEY_MISSING = (
+    f"is missing: set it to a random value of at least {HASH_KEY_MIN_BYTES} bytes, made "
+    f"for example with `{_MAKE_A_KEY}` (keep it: the command line needs the same key)"
+)
 
 # Channels that need nothing but the number (WhatsApp would need a business sender).
 _VALID_CHANNELS = ("sms", "voice")
@@ -43,6 +55,7 @@ class DatabaseSettings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
 
     database_url: str = Field(default=DEFAULT_DATABASE_URL, min_length=1)
+    # Empty is allowed here: commands that never hash a number run without it (`hash_key`).
     number_hash_key: SecretStr = SecretStr("")
 
     @field_validator("database_url")
@@ -54,6 +67,24 @@ class DatabaseSettings(BaseSettings):
                 "(for example sqlite+aiosqlite:///bot.db)"
             )
         return value
+
+    @field_validator("number_hash_key")
+    @classmethod
+    def _strong_key(cls, value: SecretStr) -> SecretStr:
+        size = len(value.get_secret_value().encode())
+        if 0 < size < HASH_KEY_MIN_BYTES:
+            raise ValueError(
+                f"too short ({size} bytes); use at least {HASH_KEY_MIN_BYTES} random bytes, "
+                f"for example from `{_MAKE_A_KEY}`"
+            )
+        return value
+
+    def __repr_args__(self) -> Any:
+        # repr() and str() of the settings end up in logs and tracebacks: no password there.
+        for name, value in super().__repr_args__():
+            if name == "database_url" and isinstance(value, str):
+                value = make_url(value).render_as_string(hide_password=True)
+            yield name, value
 
 
 class Settings(DatabaseSettings):
@@ -143,8 +174,14 @@ class Settings(DatabaseSettings):
     @field_validator("telegram_base_url")
     @classmethod
     def _url(cls, value: str) -> str:
-        if not value.startswith(("https://", "http://")):
-            raise ValueError("must be an http(s) URL such as https://api.telegram.org/bot")
+        if value.startswith("https://"):
+            return value
+        # The token is part of every Bot API URL: in clear only to a server on this machine.
+        if not (value.startswith("http://") and _is_loopback(urlsplit(value).hostname)):
+            raise ValueError(
+                "must be https:// (such as https://api.telegram.org/bot); plain http:// only "
+                "to a Bot API server on this machine (127.0.0.1, ::1 or localhost)"
+            )
         return value
 
     @field_validator("webhook_url")
@@ -222,11 +259,43 @@ class Settings(DatabaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _limits(self) -> Settings:
+        if self.limit_starts_per_hour > self.limit_starts_per_day:
+            raise SettingError(
+                "limit_starts_per_hour",
+                f"({self.limit_starts_per_hour}) must not be above LIMIT_STARTS_PER_DAY "
+                f"({self.limit_starts_per_day}): the daily limit would never be reached first",
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _hash_key_is_set(self) -> Settings:
+        # After the other checks, so a fresh setup is first told about the token.
+        if not self.number_hash_key.get_secret_value():
+            raise SettingError("number_hash_key", HASH_KEY_MISSING)
+        return self
+
+
+def _is_loopback(host: str | None) -> bool:
+    if host is None:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
 
 def hash_key(settings: DatabaseSettings) -> bytes:
-    """The key for hashing numbers in counters and the audit trail: NUMBER_HASH_KEY, else a
-    fixed pepper (set one in production so hashes cannot be reversed by trying numbers)."""
+    """The key for hashing numbers in counters and the audit trail, from NUMBER_HASH_KEY.
+    SettingError when it is not set: the bot's settings never lack it, and a command-line
+    command that hashes a number (to find its history, or to record a lookup) needs the
+    bot's own key."""
     secret = settings.number_hash_key.get_secret_value()
+    if not secret:
+        raise SettingError("number_hash_key", HASH_KEY_MISSING)
     return hashlib.sha256(b"phone-login-bot:" + secret.encode()).digest()
 
 

@@ -23,6 +23,7 @@ from bot.telegram.handlers.base import BotApp
 from tests.helpers import (
     ADMIN_ID,
     BOT_USERNAME,
+    HASH_KEY,
     TOKEN,
     VONAGE_KEY,
     VONAGE_SECRET,
@@ -100,6 +101,7 @@ def make_settings(
             "vonage_api_secret": VONAGE_SECRET,
             "vonage_api_host": verify.host,
             "vonage_brand": "AcmeLogin",
+            "number_hash_key": HASH_KEY,
             "vonage_timeout_seconds": 3,
             "database_url": database_url,
             "bot_admin_ids": str(ADMIN_ID),

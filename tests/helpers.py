@@ -21,6 +21,8 @@ TOKEN = "123456:TEST-token-abcdefghijklmnop"
 BOT_USERNAME = "LoginTestBot"
 VONAGE_KEY = "vkey"
 VONAGE_SECRET = "vonage-secret-value"
+#: the bot's NUMBER_HASH_KEY in tests; the command line is given the same one
+HASH_KEY = "test-number-hash-key-0123456789abcdef"
 ADMIN_ID = 900001
 NUMBER = "+44 7400 123123"
 

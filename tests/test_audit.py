@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.db.engine import make_engine
 from bot.db.models import AuthEvent, VerifiedUser
 from bot.demo.sandbox import FakeTelegram, FakeVerify
-from tests.helpers import ADMIN_ID, NUMBER, Chat, login, run_cli
+from tests.helpers import ADMIN_ID, HASH_KEY, NUMBER, Chat, login, run_cli
 
 
 async def _events(
@@ -199,7 +199,7 @@ async def test_command_line_show_revoke_events_stats_and_csv(
     chat: Chat, verify: FakeVerify, database_url: str, db: async_sessionmaker[AsyncSession]
 ) -> None:
     await login(chat, verify)
-    env = {"DATABASE_URL": database_url}
+    env = {"DATABASE_URL": database_url, "NUMBER_HASH_KEY": HASH_KEY}
 
     shown = run_cli("users", "show", "+447400123123", env=env)
     assert shown.returncode == 0, shown.stderr

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.demo.sandbox import FakeVerify
-from tests.helpers import Chat, login, run_cli
+from tests.helpers import HASH_KEY, Chat, login, run_cli
 
 
 async def test_users_list_json_has_the_scripted_keys(
@@ -93,6 +93,18 @@ def test_bad_settings_stop_the_bot_with_one_line_and_status_2() -> None:
             "VONAGE_API_KEY": "k",
             "VONAGE_API_SECRET": "supersecret",
             "VERIFY_CODE_LENGTH": "4",
+            "NUMBER_HASH_KEY": HASH_KEY,
+        },
+        "NUMBER_HASH_KEY is missing": {
+            "TELEGRAM_BOT_TOKEN": "1:x",
+            "VONAGE_API_KEY": "k",
+            "VONAGE_API_SECRET": "supersecret",
+        },
+        "NUMBER_HASH_KEY is invalid: too short (11 bytes)": {
+            "TELEGRAM_BOT_TOKEN": "1:x",
+            "VONAGE_API_KEY": "k",
+            "VONAGE_API_SECRET": "supersecret",
+            "NUMBER_HASH_KEY": "short-value",
         },
     }
     for expected, env in cases.items():
@@ -102,3 +114,25 @@ def test_bad_settings_stop_the_bot_with_one_line_and_status_2() -> None:
         assert first.startswith(f"Configuration error: {expected}"), (expected, first)
         assert "Traceback" not in result.stderr
         assert "supersecret" not in result.stderr
+
+
+async def test_commands_that_hash_numbers_refuse_to_run_without_the_bots_key(
+    chat: Chat, verify: FakeVerify, database_url: str
+) -> None:
+    await login(chat, verify)
+    for key in ({}, {"NUMBER_HASH_KEY": "too-short"}):
+        env = {"DATABASE_URL": database_url, **key}
+        result = run_cli("users", "show", "+447400123123", env=env)
+        assert result.returncode == 2, result.stderr
+        assert result.stdout == ""  # nothing about the number is shown
+        (line,) = result.stderr.splitlines()
+        assert line.startswith("Configuration error: NUMBER_HASH_KEY is "), line
+        assert "secrets.token_hex(32)" in line
+
+    shown = run_cli(
+        "users",
+        "show",
+        "+447400123123",
+        env={"DATABASE_URL": database_url, "NUMBER_HASH_KEY": HASH_KEY},
+    )
+    assert shown.returncode == 0, shown.stderr

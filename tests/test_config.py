@@ -11,23 +11,32 @@ from pydantic import ValidationError
 from bot.config import SettingError, Settings, describe_error
 
 ROOT = Path(__file__).resolve().parents[1]
+KEY = "k" * 32
 BASE: dict[str, Any] = {
     "telegram_bot_token": "1:x",
     "vonage_api_key": "k",
     "vonage_api_secret": "s",
+    "number_hash_key": KEY,
 }
 
 
 def _error(**values: Any) -> str:
+    values.setdefault("_env_file", None)
     with pytest.raises((ValidationError, SettingError)) as caught:
-        Settings(_env_file=None, **values)
+        Settings(**values)
     assert isinstance(caught.value, (ValidationError, SettingError))
     return describe_error(caught.value)
 
 
-def test_env_example_is_a_valid_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("TELEGRAM_BOT_TOKEN", "VONAGE_API_KEY", "VONAGE_API_SECRET", "DATABASE_URL"):
+def test_env_example_is_a_valid_configuration_once_it_has_a_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    names = ("TELEGRAM_BOT_TOKEN", "VONAGE_API_KEY", "VONAGE_API_SECRET", "DATABASE_URL")
+    for name in (*names, "NUMBER_HASH_KEY"):
         monkeypatch.delenv(name, raising=False)
+    # The example cannot ship a key (it would be public): copied as it is, it says so.
+    assert _error(_env_file=ROOT / ".env.example").startswith("NUMBER_HASH_KEY is missing")
+    monkeypatch.setenv("NUMBER_HASH_KEY", KEY)
     settings = Settings(_env_file=ROOT / ".env.example")
     assert settings.vonage_brand == "AcmeLogin"
     assert settings.bot_admin_ids == []
@@ -64,6 +73,20 @@ def test_lists_are_comma_separated() -> None:
         ({"webhook_url": "https://b.example/h", "webhook_secret": "short"}, "WEBHOOK_SECRET is"),
         ({"vonage_api_host": "https://api.nexmo.com"}, "VONAGE_API_HOST is invalid"),
         (
+            {"limit_starts_per_hour": 11, "limit_starts_per_day": 10},
+            "LIMIT_STARTS_PER_HOUR (11) must not be above LIMIT_STARTS_PER_DAY (10)",
+        ),
+        (
+            {"telegram_base_url": "http://bot-api.example/bot"},
+            "TELEGRAM_BASE_URL is invalid: must be https://",
+        ),
+        (
+            {"telegram_base_url": "http://127.0.0.1.example/bot"},
+            "TELEGRAM_BASE_URL is invalid: must be https://",
+        ),
+        ({"number_hash_key": ""}, "NUMBER_HASH_KEY is missing: set it to a random value"),
+        ({"number_hash_key": "a-long-random-string"}, "NUMBER_HASH_KEY is invalid: too short"),
+        (
             {"vonage_private_key": "/nonexistent/key.pem", "vonage_application_id": "a"},
             "VONAGE_PRIVATE_KEY must be PEM text or the path of a readable key file",
         ),
@@ -75,6 +98,56 @@ def test_bad_values_are_named_in_one_line(values: dict[str, Any], expected: str)
     assert "\n" not in message
 
 
+def test_the_hash_key_error_says_how_to_make_one() -> None:
+    message = _error(**{**BASE, "number_hash_key": ""})
+    assert 'python -c "import secrets; print(secrets.token_hex(32))"' in message
+    assert "\n" not in message
+
+
+def test_the_token_is_named_first_when_nothing_is_set() -> None:
+    # `make run` on a fresh clone: the first thing to set is the token, not the key.
+    assert _error().startswith("TELEGRAM_BOT_TOKEN is missing")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://api.telegram.org/bot",
+        "http://127.0.0.1:8081/bot",
+        "http://localhost:8081/bot",
+        "http://[::1]:8081/bot",
+        "http://127.3.4.5/bot",
+    ],
+)
+def test_plain_http_is_allowed_only_to_this_machine(url: str) -> None:
+    assert Settings(_env_file=None, **BASE, telegram_base_url=url).telegram_base_url == url
+
+
+def test_no_cooldown_and_equal_hourly_and_daily_limits_are_allowed() -> None:
+    settings = Settings(
+        _env_file=None,
+        **BASE,
+        limit_cooldown_seconds=0,
+        limit_starts_per_hour=10,
+        limit_starts_per_day=10,
+    )
+    assert (settings.limit_cooldown_seconds, settings.limit_starts_per_hour) == (0, 10)
+
+
+def test_repr_and_str_hide_the_database_password() -> None:
+    settings = Settings(
+        _env_file=None,
+        **BASE,
+        database_url="postgresql+asyncpg://bot:pa55-w0rd@db.example:5432/bot",
+    )
+    for shown in (repr(settings), str(settings)):
+        assert "pa55-w0rd" not in shown
+        assert KEY not in shown
+        assert "postgresql+asyncpg://bot:***@db.example:5432/bot" in shown
+    # Only the text is masked: the bot still connects with the password.
+    assert "pa55-w0rd" in settings.database_url
+
+
 def test_private_key_may_be_a_path_or_the_pem_text(tmp_path: Path) -> None:
     pem = "-----BEGIN PRIVATE KEY-----\nabc\n-----END PRIVATE KEY-----\n"
     key_file = tmp_path / "private.key"
@@ -83,6 +156,7 @@ def test_private_key_may_be_a_path_or_the_pem_text(tmp_path: Path) -> None:
         settings = Settings(
             _env_file=None,
             telegram_bot_token="1:x",
+            number_hash_key=KEY,
             vonage_application_id="app",
             vonage_private_key=value,
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -182,7 +183,7 @@ def test_demo_help_documents_the_script_format(capsys: pytest.CaptureFixture[str
         main(["demo", "--help"])
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
-    for needle in ("--script FILE", "{code}", "/contact", "/admin", "DATABASE_URL"):
+    for needle in ("--script FILE", "{code}", "/contact", "/admin", "--database-url URL"):
         assert needle in text
 
 
@@ -206,3 +207,35 @@ def test_python_m_bot_demo_plays_a_script_from_stdin(tmp_path: Path, args: list[
     assert f"bot: You are logged in as {NUMBER}." in lines
     assert lines[-1] == f"bot: You are logged out. {NUMBER} is no longer linked to this chat."
     assert list(tmp_path.iterdir()) == []  # the throwaway database lived elsewhere
+
+
+def test_the_demo_never_touches_database_url_only_the_database_it_is_given(
+    tmp_path: Path,
+) -> None:
+    """On a production host DATABASE_URL is the real database: the demo must not migrate it
+    or write its users into it. Only --database-url gives the demo a database."""
+    production = tmp_path / "production.db"
+    given = tmp_path / "given.db"
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "DATABASE_URL": f"sqlite+aiosqlite:///{production}",
+    }
+    script = "/login\n+44 7400 123123\n{code}\n"
+    for args in ([], ["--database-url", f"sqlite+aiosqlite:///{given}"]):
+        result = subprocess.run(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-m", "bot", "demo", "--script", "-", *args],
+            input=script,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        assert f"bot: You are logged in as {NUMBER}." in result.stdout.splitlines()
+    assert not production.exists()
+    with sqlite3.connect(given) as conn:
+        assert conn.execute("SELECT phone_number FROM verified_users").fetchall() == [
+            ("+447400123123",)
+        ]

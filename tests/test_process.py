@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.db.models import VerifiedUser
 from bot.demo.sandbox import FakeTelegram, FakeVerify
 from bot.telegram.webhook import SECRET_HEADER
-from tests.helpers import NUMBER, TOKEN, VONAGE_KEY, VONAGE_SECRET, Chat
+from tests.helpers import HASH_KEY, NUMBER, TOKEN, VONAGE_KEY, VONAGE_SECRET, Chat
 
 HOOK_SECRET = "process-test-secret-0123456789"
 
@@ -85,6 +85,7 @@ async def processes(
             "VONAGE_API_KEY": VONAGE_KEY,
             "VONAGE_API_SECRET": VONAGE_SECRET,
             "VONAGE_API_HOST": verify.host,
+            "NUMBER_HASH_KEY": HASH_KEY,
             "VONAGE_TIMEOUT_SECONDS": "5",
             "REQUESTS_CA_BUNDLE": str(verify.ca_path),
             "DATABASE_URL": database_url,

@@ -20,8 +20,9 @@ line the demo waits until the bot has answered and gone quiet; if it does not an
 stops with exit status 1.
 
 Settings come only from here: the environment and `.env` are not read (credentials there are
-ignored), except that `main` takes `DATABASE_URL` from the environment to use a real database
-instead of a throwaway SQLite file.
+ignored, and so is `DATABASE_URL`: on a production host it names the real database, which the
+demo must not migrate or fill with its users). `--database-url` gives the demo a database to
+use instead of a throwaway SQLite file; the hash key is a new random one on every run.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import asyncio
 import contextlib
 import os
 import re
+import secrets
 import sys
 import tempfile
 import threading
@@ -123,6 +125,7 @@ def demo_settings(telegram: FakeTelegram, verify: FakeVerify, database_url: str)
         vonage_api_host=verify.host,
         vonage_brand=DEMO_BRAND,
         database_url=database_url,
+        number_hash_key=secrets.token_hex(32),
         bot_admin_ids=[ADMIN.user_id],
         limit_cooldown_seconds=DEMO_COOLDOWN_SECONDS,
     )
@@ -421,9 +424,9 @@ async def run_demo(
         if database_url is None:
             directory = stack.enter_context(tempfile.TemporaryDirectory(prefix="bot-demo-"))
             database_url = f"sqlite+aiosqlite:///{Path(directory) / 'demo.db'}"
-            database = "a throwaway SQLite file, deleted at the end (DATABASE_URL sets another)"
+            database = "a throwaway SQLite file, deleted at the end (--database-url sets another)"
         else:
-            database = f"DATABASE_URL ({database_url.partition(':')[0]})"
+            database = f"the one given with --database-url ({database_url.partition(':')[0]})"
         telegram = FakeTelegram(
             DEMO_TOKEN, bot_username=DEMO_BOT_USERNAME, bot_first_name=f"{DEMO_BRAND} (demo)"
         )
@@ -491,12 +494,12 @@ async def _converse(chat: Chat, lines: _Lines, *, interactive: bool, err: TextIO
     return EXIT_OK
 
 
-def main(script_path: str | None, *, verbose: bool = False) -> int:
-    """`python -m bot demo [--script FILE] [--verbose]`; returns the exit status."""
+def main(script_path: str | None, *, verbose: bool = False, database_url: str | None = None) -> int:
+    """`python -m bot demo [--script FILE] [--database-url URL] [--verbose]`; returns the exit
+    status."""
     from bot import logs
 
     logs.configure("INFO" if verbose else "WARNING")
-    database_url = os.environ.get("DATABASE_URL") or None
     script: TextIO | None
     with contextlib.ExitStack() as stack:
         if script_path is None:
