@@ -7,6 +7,7 @@
 #   make test-sqlite    tests on SQLite only
 #   make test-postgres  tests on PostgreSQL only (scripts/with-postgres; or set TEST_DATABASE_URL)
 #   make lint           ruff check, ruff format --check, mypy (strict)
+#   make audit          known vulnerabilities in requirements.lock (pip-audit; CI runs it)
 #   make bench          bench/run.py $(BENCH_ARGS)
 #   make clean          remove caches, build artefacts and the virtualenv
 #
@@ -20,7 +21,7 @@ PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install run demo test test-sqlite test-postgres lint bench clean
+.PHONY: help install run demo test test-sqlite test-postgres lint audit bench clean
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -43,7 +44,7 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy bot tests bench
+	$(BIN)/mypy bot tests bench scripts
 
 # Sequential on purpose (also under make -j): lint, then SQLite, then PostgreSQL.
 test: $(STAMP)
@@ -58,6 +59,11 @@ test-sqlite: $(STAMP)
 # Starts a throwaway server and exports TEST_DATABASE_URL (or uses the one already set).
 test-postgres: $(STAMP)
 	bash scripts/with-postgres $(BIN)/pytest -q $(PYTEST_ARGS)
+
+# Not part of `make test`: it asks PyPI, and a service that cannot answer fails nothing.
+AUDIT_ARGS ?=
+audit: $(STAMP)
+	$(BIN)/python scripts/audit_deps.py $(AUDIT_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
