@@ -257,10 +257,6 @@ class Settings(DatabaseSettings):
                 f"times {len(self.verify_workflow)} channels must fit in "
                 f"VERIFY_CODE_TTL_SECONDS ({self.verify_code_ttl_seconds})",
             )
-        return self
-
-    @model_validator(mode="after")
-    def _limits(self) -> Settings:
         if self.limit_starts_per_hour > self.limit_starts_per_day:
             raise SettingError(
                 "limit_starts_per_hour",
