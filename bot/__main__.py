@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
-from bot.config import DatabaseSettings, SettingError, describe_error, load_settings
+from bot.config import DatabaseSettings, SettingError, Settings, describe_error
 
 EXIT_CONFIG = 2
 
@@ -104,7 +104,7 @@ def _admin(args: argparse.Namespace) -> int:
 
 def _run() -> int:
     try:
-        settings = load_settings()
+        settings = Settings()
     except (ValidationError, SettingError) as error:
         code = _config_error(error)
         print("To try the bot without any credentials: python -m bot demo", file=sys.stderr)
@@ -113,8 +113,8 @@ def _run() -> int:
     from sqlalchemy.engine import make_url
 
     from bot import logs
-    from bot.app import allowed_updates, build_application
     from bot.db.migrate import upgrade_sync
+    from bot.telegram.lifecycle import serve
 
     secrets = [settings.telegram_bot_token.get_secret_value()]
     for secret in (
@@ -129,17 +129,10 @@ def _run() -> int:
         secrets.append(str(password))
     logs.configure(settings.log_level, secrets=secrets)
     log = logging.getLogger("bot")
-    application = build_application(settings)
     try:
         log.info("Migrating the database to the latest revision")
         upgrade_sync(settings.database_url)
-        if settings.webhook_url:
-            from bot.telegram.webhook import serve
-
-            asyncio.run(serve(application, settings))
-            return 0
-        log.info("Starting to poll for updates")
-        application.run_polling(allowed_updates=allowed_updates())
+        asyncio.run(serve(settings))
     except Exception:
         # Through the logging handler, whose filter removes the token and secrets; Python's
         # own traceback printer would show them (PTB puts the token in InvalidToken).

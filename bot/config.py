@@ -230,29 +230,29 @@ class Settings(DatabaseSettings):
         has_app = bool(self.vonage_application_id) or self.vonage_private_key is not None
         if has_app:
             if not self.vonage_application_id:
-                raise _setting_error("vonage_application_id", "is needed with VONAGE_PRIVATE_KEY")
+                raise SettingError("vonage_application_id", "is needed with VONAGE_PRIVATE_KEY")
             if self.vonage_private_key is None:
-                raise _setting_error("vonage_private_key", "is needed with VONAGE_APPLICATION_ID")
+                raise SettingError("vonage_private_key", "is needed with VONAGE_APPLICATION_ID")
             self.vonage_private_key = SecretStr(_read_private_key(self.vonage_private_key))
         elif has_key:
             if not self.vonage_api_key:
-                raise _setting_error("vonage_api_key", "is needed with VONAGE_API_SECRET")
+                raise SettingError("vonage_api_key", "is needed with VONAGE_API_SECRET")
             if self.vonage_api_secret is None or not self.vonage_api_secret.get_secret_value():
-                raise _setting_error("vonage_api_secret", "is needed with VONAGE_API_KEY")
+                raise SettingError("vonage_api_secret", "is needed with VONAGE_API_KEY")
         else:
-            raise _setting_error(
+            raise SettingError(
                 "vonage_api_key",
                 "is missing: set VONAGE_API_KEY and VONAGE_API_SECRET, "
                 "or VONAGE_APPLICATION_ID and VONAGE_PRIVATE_KEY",
             )
         if self.webhook_url and self.webhook_secret is None:
-            raise _setting_error(
+            raise SettingError(
                 "webhook_secret",
                 "is needed with WEBHOOK_URL: a random string that Telegram sends back with "
                 "every update (for example from `openssl rand -hex 32`)",
             )
         if self.verify_channel_timeout * len(self.verify_workflow) > self.verify_code_ttl_seconds:
-            raise _setting_error(
+            raise SettingError(
                 "verify_channel_timeout",
                 f"times {len(self.verify_workflow)} channels must fit in "
                 f"VERIFY_CODE_TTL_SECONDS ({self.verify_code_ttl_seconds})",
@@ -304,10 +304,6 @@ class SettingError(ValueError):
         self.message = message
 
 
-def _setting_error(name: str, message: str) -> SettingError:
-    return SettingError(name, message)
-
-
 def _read_private_key(value: SecretStr) -> str:
     """Accept the PEM text itself or a path to a file holding it."""
     text = value.get_secret_value()
@@ -317,7 +313,7 @@ def _read_private_key(value: SecretStr) -> str:
     try:
         return path.read_text()
     except (OSError, UnicodeDecodeError):
-        raise _setting_error(
+        raise SettingError(
             "vonage_private_key", "must be PEM text or the path of a readable key file"
         ) from None
 
@@ -336,8 +332,3 @@ def describe_error(error: ValidationError | SettingError) -> str:
         return f"{inner.name.upper()} {inner.message}"
     message = str(first["msg"]).removeprefix("Value error, ")
     return f"{name} is invalid: {message}"
-
-
-def load_settings(**overrides: Any) -> Settings:
-    """Read the settings; raises ValidationError/SettingError for the caller to report."""
-    return Settings(**overrides)

@@ -4,17 +4,25 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-HELP = (
-    "I log you in with your phone number, no password needed.\n\n"
-    "/login - prove your number with a one-time code sent by SMS (or a call)\n"
-    "/whoami - see whether you are logged in, and with which number\n"
-    "/logout - log out\n"
-    "/cancel - stop a login in progress\n"
-    "/privacy - what I store and why\n"
-    "/forget - erase everything I store about this chat\n"
-    "/help - this message"
-)
-ADMIN_HELP = "\n\nAdmin: /users [page] - the verified users"
+# /help: the introduction, then one line per command of bot.telegram.commands.COMMANDS that
+# has a help line (admins also get theirs, in a private chat).
+HELP = "I log you in with your phone number, no password needed.\n\n{commands}"
+ADMIN_HELP = "\n\nAdmin: {commands}"
+HELP_LINE = "{usage} - {help}"
+HELP_LOGIN = "prove your number with a one-time code sent by SMS (or a call)"
+HELP_WHOAMI = "see whether you are logged in, and with which number"
+HELP_LOGOUT = "log out"
+HELP_CANCEL = "stop a login in progress"
+HELP_PRIVACY = "what I store and why"
+HELP_FORGET = "erase everything I store about this chat"
+HELP_HELP = "this message"
+HELP_USERS = "the verified users"
+# The command menu (setMyCommands).
+MENU_LOGIN = "Log in with your phone number"
+MENU_WHOAMI = "Am I logged in, and with which number?"
+MENU_LOGOUT = "Log out"
+MENU_CANCEL = "Stop a login in progress"
+MENU_HELP = "What this bot does"
 
 ASK_NUMBER = (
     "Send me your phone number with its country code, such as +44 7400 123123, "

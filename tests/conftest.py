@@ -14,7 +14,6 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
-from bot.app import build_application, start_polling
 from bot.config import Settings
 from bot.db.engine import make_engine, make_sessionmaker
 from bot.db.migrate import upgrade
@@ -29,6 +28,7 @@ from tests.helpers import (
     VONAGE_SECRET,
     Chat,
     Clock,
+    start_polling_bot,
     stop_bot,
 )
 
@@ -124,9 +124,7 @@ async def start_bot(
     running: list[BotApp] = []
 
     async def start(**overrides: Any) -> BotApp:
-        application = build_application(make_settings(**overrides), clock=clock, sweep_seconds=0)
-        # What run_polling() does, without taking over the test's event loop.
-        await start_polling(application, poll_timeout=1)
+        application = await start_polling_bot(make_settings(**overrides), clock)
         running.append(application)
         return application
 

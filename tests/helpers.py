@@ -3,6 +3,7 @@ that talks to the bot as a user does, and small readers of what the database hol
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -12,10 +13,11 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.app import stop_polling
+from bot.config import Settings
 from bot.db.models import LoginFlow
 from bot.demo.sandbox import FakeTelegram, FakeVerify, SentMessage
 from bot.telegram.handlers.base import BotApp
+from bot.telegram.lifecycle import polling, running
 
 TOKEN = "123456:TEST-token-abcdefghijklmnop"
 BOT_USERNAME = "LoginTestBot"
@@ -40,9 +42,28 @@ class Clock:
         self.now += timedelta(seconds=seconds)
 
 
+# The bots `start_polling_bot` started and `stop_bot` has not stopped yet, with what stops each.
+_RUNNING: dict[BotApp, contextlib.AsyncExitStack] = {}
+
+
+async def start_polling_bot(settings: Settings, clock: Clock) -> BotApp:
+    """Start the real bot polling the (fake) Telegram, without the sweeper: tests expire codes
+    by moving the clock. `stop_bot` stops it."""
+    async with contextlib.AsyncExitStack() as stack:
+        application = await stack.enter_async_context(
+            running(settings, clock=clock, sweep_seconds=0)
+        )
+        await stack.enter_async_context(polling(application, poll_timeout=1))
+        _RUNNING[application] = stack.pop_all()
+    return application
+
+
 async def stop_bot(application: BotApp) -> None:
-    """Stop polling, finish in-flight updates and close everything."""
-    await stop_polling(application)
+    """Stop a bot `start_polling_bot` started (once; again does nothing): stop polling, finish
+    the updates in flight and close everything."""
+    stack = _RUNNING.pop(application, None)
+    if stack is not None:
+        await stack.aclose()
 
 
 class Chat:

@@ -3,6 +3,7 @@ handled before the answer, and /healthz tells whether the database answers."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -15,8 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.db.models import LoginFlow
 from bot.demo.sandbox import FakeTelegram
 from bot.telegram.handlers.base import BotApp
+from bot.telegram.lifecycle import running
 from bot.telegram.webhook import SECRET_HEADER, webhook_app
-from tests.helpers import Clock, stop_bot
+from tests.helpers import Clock
 
 SECRET = "s3cret-token_for-tests"
 
@@ -43,36 +45,22 @@ async def serve_hook(
     make_settings: Callable[..., Any], clock: Clock
 ) -> AsyncIterator[Callable[..., Any]]:
     """Start the bot (no polling) behind the webhook server on a free port."""
-    from bot.app import build_application
+    async with contextlib.AsyncExitStack() as stack:
+        http = await stack.enter_async_context(aiohttp.ClientSession())
 
-    cleanups: list[Callable[[], Any]] = []
-    http = aiohttp.ClientSession()
+        async def start(**overrides: Any) -> Hook:
+            application: BotApp = await stack.enter_async_context(
+                running(make_settings(**overrides), clock=clock, sweep_seconds=0)
+            )
+            runner = web.AppRunner(webhook_app(application, path="/hook/path", secret=SECRET))
+            await runner.setup()
+            stack.push_async_callback(runner.cleanup)
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            port = runner.addresses[0][1]
+            return Hook(f"http://127.0.0.1:{port}", http)
 
-    async def start(**overrides: Any) -> Hook:
-        application: BotApp = build_application(
-            make_settings(**overrides), clock=clock, sweep_seconds=0
-        )
-        await application.initialize()
-        assert application.post_init is not None
-        await application.post_init(application)
-        await application.start()
-        runner = web.AppRunner(webhook_app(application, path="/hook/path", secret=SECRET))
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = runner.addresses[0][1]
-
-        async def cleanup() -> None:
-            await runner.cleanup()
-            await stop_bot(application)
-
-        cleanups.append(cleanup)
-        return Hook(f"http://127.0.0.1:{port}", http)
-
-    yield start
-    for cleanup in reversed(cleanups):
-        await cleanup()
-    await http.close()
+        yield start
 
 
 async def test_updates_without_the_secret_are_refused_and_reach_no_handler(

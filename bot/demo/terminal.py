@@ -35,7 +35,7 @@ import secrets
 import sys
 import tempfile
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -43,12 +43,11 @@ from typing import Any, TextIO
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
-from bot.app import build_application, start_polling, stop_polling
 from bot.config import SettingError, Settings, describe_error
 from bot.db.migrate import upgrade
 from bot.demo.sandbox import CallbackAnswer, Delivery, FakeTelegram, FakeVerify, SentMessage
 from bot.login import phone
-from bot.telegram.handlers.base import BotApp
+from bot.telegram.lifecycle import polling, running
 
 # Fake credentials: only the stand-ins know them.
 DEMO_TOKEN = "700000:DEMO-not-a-real-telegram-token"  # noqa: S105
@@ -372,18 +371,6 @@ class Chat:
         return True
 
 
-@contextlib.asynccontextmanager
-async def running_bot(settings: Settings) -> AsyncIterator[BotApp]:
-    """The bot polling its (stand-in) Telegram, as `run_polling` would run it; stopped and
-    closed on exit."""
-    application = build_application(settings)
-    try:
-        await start_polling(application, poll_timeout=1)
-        yield application
-    finally:
-        await stop_polling(application)
-
-
 def banner(database: str) -> str:
     """What an interactive demo says first."""
     return f"""\
@@ -447,7 +434,8 @@ async def run_demo(
         interactive = script is None
         prompt = "> " if interactive and out.isatty() else None
         chat = Chat(telegram, verify, out, prompt=prompt, reply_timeout=reply_timeout)
-        await stack.enter_async_context(running_bot(settings))
+        application = await stack.enter_async_context(running(settings))
+        await stack.enter_async_context(polling(application, poll_timeout=1))
         lines = _Lines(sys.stdin if script is None else script)
         stack.callback(lines.close)
         if interactive:

@@ -1,14 +1,13 @@
-"""The services a running bot shares between handlers, created in `post_init`."""
+"""The services a running bot shares between handlers (opened by `bot.telegram.lifecycle`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.admin.service import AdminService
 from bot.login.service import LoginService
-from bot.login.verification import VerifyClient
 
 
 @dataclass(slots=True)
@@ -16,8 +15,6 @@ class Services:
     """Everything handlers use, in one place."""
 
     engine: AsyncEngine
-    sessions: async_sessionmaker[AsyncSession]
-    verify: VerifyClient
     login: LoginService
     admin: AdminService
     admin_ids: frozenset[int]

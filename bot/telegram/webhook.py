@@ -9,17 +9,18 @@ reaches a handler.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import json
 import logging
-import signal
+from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
 from aiohttp import web
 from sqlalchemy import text
 from telegram import Update
 
-from bot.app import allowed_updates
+from bot.app import ALLOWED_UPDATES
 from bot.config import Settings
 from bot.telegram.handlers.base import BotApp
 
@@ -72,43 +73,28 @@ def webhook_path(url: str) -> str:
     return urlsplit(url).path or "/"
 
 
-async def serve(application: BotApp, settings: Settings) -> None:
-    """Run the bot in webhook mode until SIGTERM or SIGINT; then finish in-flight updates."""
+@contextlib.asynccontextmanager
+async def receiving(application: BotApp, settings: Settings) -> AsyncIterator[None]:
+    """Serve the webhook (and /healthz) for a running bot while inside, and tell Telegram to
+    post there; on exit stop accepting, then wait for the updates being handled."""
     assert settings.webhook_url is not None
     assert settings.webhook_secret is not None
     secret = settings.webhook_secret.get_secret_value()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-
-    await application.initialize()
+    runner = web.AppRunner(
+        webhook_app(application, path=webhook_path(settings.webhook_url), secret=secret),
+        access_log=None,
+        shutdown_timeout=30,
+    )
+    await runner.setup()
     try:
-        if application.post_init is not None:
-            await application.post_init(application)
-        await application.start()
-        runner = web.AppRunner(
-            webhook_app(application, path=webhook_path(settings.webhook_url), secret=secret),
-            access_log=None,
-            shutdown_timeout=30,
+        site = web.TCPSite(runner, settings.webhook_listen, settings.webhook_port)
+        await site.start()
+        await application.bot.set_webhook(
+            settings.webhook_url, secret_token=secret, allowed_updates=ALLOWED_UPDATES
         )
-        await runner.setup()
-        try:
-            site = web.TCPSite(runner, settings.webhook_listen, settings.webhook_port)
-            await site.start()
-            await application.bot.set_webhook(
-                settings.webhook_url, secret_token=secret, allowed_updates=allowed_updates()
-            )
-            logger.info(
-                "Listening for updates on %s:%s", settings.webhook_listen, settings.webhook_port
-            )
-            await stop.wait()
-            logger.info("Stopping: finishing the updates in flight")
-        finally:
-            # Stops accepting, then waits for the requests (updates) being handled.
-            await runner.cleanup()
-            await application.stop()
+        logger.info(
+            "Listening for updates on %s:%s", settings.webhook_listen, settings.webhook_port
+        )
+        yield
     finally:
-        await application.shutdown()
-        if application.post_shutdown is not None:
-            await application.post_shutdown(application)
+        await runner.cleanup()

@@ -8,7 +8,6 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
 
 from bot import texts
 from bot.admin import reports
@@ -182,16 +181,3 @@ async def stats(update: Update, context: BotContext, admin: int) -> None:
             return
         days = int(arg)
     await reply(update, reports.stats_text(await context.services.admin.stats(days)))
-
-
-def build_admin_handlers() -> list[BaseHandler[Update, BotContext, object]]:
-    """Admin handlers; they go before the login conversation, so they work mid-flow."""
-    private = filters.ChatType.PRIVATE
-    return [
-        CommandHandler("users", users, filters=private),
-        CommandHandler("user", user, filters=private),
-        CommandHandler("revoke", revoke, filters=private),
-        CommandHandler("stats", stats, filters=private),
-        CallbackQueryHandler(users_page_button, pattern=f"^{USERS_CALLBACK}"),
-        CallbackQueryHandler(revoke_button, pattern=f"^{REVOKE_CALLBACK}"),
-    ]

@@ -18,7 +18,7 @@ logger = logging.getLogger(__name__)
 
 
 class BotData:
-    """`application.bot_data`: holds the services once `post_init` has made them."""
+    """`application.bot_data`: holds the services while the bot runs (`bot.telegram.lifecycle`)."""
 
     __slots__ = ("services",)
 
@@ -31,10 +31,10 @@ class BotContext(CallbackContext[ExtBot[int], dict[Any, Any], dict[Any, Any], Bo
 
     @property
     def services(self) -> Services:
-        """The bot's services (created in post_init)."""
+        """The bot's services (open while it runs)."""
         services = self.bot_data.services
         if services is None:
-            raise RuntimeError("services used before post_init")
+            raise RuntimeError("services used while the bot is not running")
         return services
 
 

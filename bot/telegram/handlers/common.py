@@ -1,47 +1,16 @@
-"""Commands outside the login conversation: help, who am I, logout, and the catch-alls."""
+"""Commands outside the login conversation: who am I, logout, privacy, forget, and the
+catch-alls (`bot.telegram.commands` says where each is answered)."""
 
 from __future__ import annotations
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, ReplyKeyboardRemove, Update
-from telegram.ext import (
-    BaseHandler,
-    CallbackQueryHandler,
-    CommandHandler,
-    ConversationHandler,
-    MessageHandler,
-    filters,
-)
+from telegram.ext import ConversationHandler
 
 from bot import texts
 from bot.login import phone
 from bot.telegram.handlers.base import BotContext, edit_quietly, is_private, person_of, reply
 
 END = ConversationHandler.END
-PRIVATE = filters.ChatType.PRIVATE
-GROUPS = filters.ChatType.GROUPS
-
-# Commands that carry or reveal a number: only in private chats.
-PRIVATE_COMMANDS = (
-    "login",
-    "logout",
-    "whoami",
-    "status",
-    "cancel",
-    "forget",
-    "users",
-    "user",
-    "revoke",
-    "stats",
-)
-
-
-async def show_help(update: Update, context: BotContext) -> None:
-    """/start and /help: what the bot does and its commands."""
-    text = texts.HELP
-    user = update.effective_user
-    if user is not None and user.id in context.services.admin_ids and is_private(update):
-        text += texts.ADMIN_HELP
-    await reply(update, text)
 
 
 async def whoami(update: Update, context: BotContext) -> None:
@@ -137,29 +106,3 @@ async def outside_flow(update: Update, context: BotContext) -> None:
 async def private_only(update: Update, context: BotContext) -> None:
     """A number-related command in a group: point to the private chat, read nothing."""
     await reply(update, texts.PRIVATE_ONLY.format(link=f"https://t.me/{context.bot.username}"))
-
-
-def during_flow_commands() -> list[BaseHandler[Update, BotContext, object]]:
-    """Commands that still work while a login waits for a number or a code."""
-    return [
-        CommandHandler(["start", "help"], show_help, filters=PRIVATE),
-        CommandHandler(["whoami", "status"], whoami, filters=PRIVATE),
-        CommandHandler("logout", logout, filters=PRIVATE),
-        CommandHandler("privacy", privacy, filters=PRIVATE),
-        CommandHandler("forget", forget, filters=PRIVATE),
-    ]
-
-
-def build_common_handlers() -> list[BaseHandler[Update, BotContext, object]]:
-    """Handlers after the login conversation in group 0 (the conversation comes first)."""
-    return [
-        *during_flow_commands(),
-        # Harmless anywhere, groups included.
-        CommandHandler(["start", "help"], show_help),
-        CommandHandler("privacy", privacy),
-        CommandHandler("cancel", nothing_to_cancel, filters=PRIVATE),
-        CallbackQueryHandler(forget_button, pattern=f"^{FORGET_CALLBACK}"),
-        CommandHandler(list(PRIVATE_COMMANDS), private_only, filters=GROUPS),
-        # Edits outside a flow change nothing and get no answer; new messages get a pointer.
-        MessageHandler(PRIVATE & filters.UpdateType.MESSAGE, outside_flow),
-    ]

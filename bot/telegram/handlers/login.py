@@ -28,11 +28,8 @@ from telegram.error import BadRequest
 from telegram.ext import (
     ApplicationHandlerStop,
     BaseHandler,
-    CallbackQueryHandler,
-    CommandHandler,
     ConversationHandler,
     MessageHandler,
-    TypeHandler,
     filters,
 )
 
@@ -55,7 +52,6 @@ from bot.telegram.handlers.base import (
     person_of,
     reply,
 )
-from bot.telegram.handlers.common import during_flow_commands
 
 logger = logging.getLogger(__name__)
 
@@ -348,36 +344,29 @@ class FlowConversationHandler(ConversationHandler[BotContext]):
             self._conversations.pop(key, None)
 
 
-def build_login_handlers() -> list[tuple[int, BaseHandler[Update, BotContext, object]]]:
-    """The login conversation and its state loader, with the handler group each goes in."""
-    flow_filter = PRIVATE
-    during_flow: list[BaseHandler[Update, BotContext, object]] = [
-        CommandHandler("cancel", cancel, filters=flow_filter),
-        *during_flow_commands(),
-        # Last: everything else while a flow waits gets a reminder of what it waits for.
-        MessageHandler(flow_filter, remind),
-    ]
-    conversation = FlowConversationHandler(
-        entry_points=[CommandHandler("login", start_login, filters=flow_filter)],
+def login_conversation(
+    *,
+    entry_points: list[BaseHandler[Update, BotContext, object]],
+    fallbacks: list[BaseHandler[Update, BotContext, object]],
+) -> FlowConversationHandler:
+    """The login machine. `entry_points` open it (/login); `fallbacks` are the commands that
+    only mean something during a flow (/cancel); anything else during a flow gets a reminder.
+
+    Its `sync_from_database` must run before it, in an earlier handler group."""
+    return FlowConversationHandler(
+        entry_points=entry_points,
         states={
             NUMBER: [
-                MessageHandler(
-                    flow_filter & filters.UpdateType.MESSAGE & filters.CONTACT, got_contact
-                ),
-                MessageHandler(flow_filter & NEW_TEXT, got_number_text),
+                MessageHandler(PRIVATE & filters.UpdateType.MESSAGE & filters.CONTACT, got_contact),
+                MessageHandler(PRIVATE & NEW_TEXT, got_number_text),
             ],
-            CODE: [MessageHandler(flow_filter & NEW_TEXT, got_code)],
+            CODE: [MessageHandler(PRIVATE & NEW_TEXT, got_code)],
         },
-        fallbacks=during_flow,
+        # Last: everything else while a flow waits gets a reminder of what it waits for.
+        fallbacks=[*fallbacks, MessageHandler(PRIVATE, remind)],
         # /login during a flow restarts it cleanly.
         allow_reentry=True,
         per_chat=True,
         per_user=False,
         name="login",
     )
-    return [
-        (-1, TypeHandler(Update, conversation.sync_from_database)),
-        (0, conversation),
-        # Buttons are not tracked per message by the conversation; the flow row decides.
-        (0, CallbackQueryHandler(resend_button, pattern=f"^{RESEND_CALLBACK}")),
-    ]

@@ -1,0 +1,129 @@
+"""Every command the bot knows, in one ordered table: what handles it, where it is allowed,
+its line in /help and in the command menu.
+
+A new command is one `Command(...)` here (and its sentences in `bot.texts`); the handlers
+(`bot.app.add_handlers`), the menu (setMyCommands, at start) and /help are made from this table,
+in its order.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from telegram import BotCommand, Update
+from telegram.ext import BaseHandler, CommandHandler, filters
+
+from bot import texts
+from bot.telegram.handlers import admin, common, login
+from bot.telegram.handlers.base import BotContext, is_private, reply
+
+Callback = Callable[[Update, BotContext], Coroutine[Any, Any, object]]
+Handler = BaseHandler[Update, BotContext, object]
+
+
+class Chats(enum.Enum):
+    """Where a command is answered."""
+
+    ANY = "any"  # groups too: the answer holds nothing about anyone
+    PRIVATE = "private"  # private chats; in a group, a pointer to the private chat
+    ADMIN = "admin"  # as PRIVATE, for BOT_ADMIN_IDS only (the callback refuses anyone else)
+
+
+class When(enum.Enum):
+    """When a command is answered, relative to a login in progress."""
+
+    ALWAYS = "always"  # with or without a login in progress
+    STARTS_FLOW = "starts flow"  # opens the login conversation (or restarts it)
+    IN_FLOW = "in flow"  # only while a login waits for a number or a code
+    OUTSIDE_FLOW = "outside flow"  # only while no login is in progress
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One command: its names (the first is the one shown), its callback, where and when it
+    is answered, and its lines in /help and the menu (None: not listed there)."""
+
+    names: tuple[str, ...]
+    callback: Callback
+    chats: Chats = Chats.PRIVATE
+    when: When = When.ALWAYS
+    help: str | None = None
+    menu: str | None = None
+    args: str = ""  # shown after the name in /help, such as "[page]"
+
+    def handler(self) -> Handler:
+        """The handler that answers this command."""
+        private = None if self.chats is Chats.ANY else filters.ChatType.PRIVATE
+        return CommandHandler(list(self.names), self.callback, filters=private)
+
+
+async def show_help(update: Update, context: BotContext) -> None:
+    """/help and /start: what the bot does and its commands (admins see theirs in private)."""
+    user = update.effective_user
+    is_admin = user is not None and user.id in context.services.admin_ids
+    await reply(update, help_text(admin=is_admin and is_private(update)))
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command(
+        ("login",),
+        login.start_login,
+        when=When.STARTS_FLOW,
+        help=texts.HELP_LOGIN,
+        menu=texts.MENU_LOGIN,
+    ),
+    Command(("whoami", "status"), common.whoami, help=texts.HELP_WHOAMI, menu=texts.MENU_WHOAMI),
+    Command(("logout",), common.logout, help=texts.HELP_LOGOUT, menu=texts.MENU_LOGOUT),
+    Command(
+        ("cancel",),
+        login.cancel,
+        when=When.IN_FLOW,
+        help=texts.HELP_CANCEL,
+        menu=texts.MENU_CANCEL,
+    ),
+    Command(("cancel",), common.nothing_to_cancel, when=When.OUTSIDE_FLOW),
+    Command(("privacy",), common.privacy, chats=Chats.ANY, help=texts.HELP_PRIVACY),
+    Command(("forget",), common.forget, help=texts.HELP_FORGET),
+    Command(
+        ("help", "start"), show_help, chats=Chats.ANY, help=texts.HELP_HELP, menu=texts.MENU_HELP
+    ),
+    Command(("users",), admin.users, chats=Chats.ADMIN, help=texts.HELP_USERS, args="[page]"),
+    Command(("user",), admin.user, chats=Chats.ADMIN),
+    Command(("revoke",), admin.revoke, chats=Chats.ADMIN),
+    Command(("stats",), admin.stats, chats=Chats.ADMIN),
+)
+
+
+def handlers(when: When) -> list[Handler]:
+    """The handlers of the commands answered at that point of a login, in table order."""
+    return [command.handler() for command in COMMANDS if command.when is when]
+
+
+def private_names() -> list[str]:
+    """The names of the commands that are answered in private chats only."""
+    names = [name for c in COMMANDS if c.chats is not Chats.ANY for name in c.names]
+    return list(dict.fromkeys(names))
+
+
+def menu() -> list[BotCommand]:
+    """The command menu Telegram shows (setMyCommands)."""
+    return [BotCommand(c.names[0], c.menu) for c in COMMANDS if c.menu is not None]
+
+
+def help_text(*, admin: bool) -> str:
+    """/help: the introduction and one line per listed command (with the admin part)."""
+    text = texts.HELP.format(commands=_help_lines(admin=False))
+    if admin:
+        text += texts.ADMIN_HELP.format(commands=_help_lines(admin=True))
+    return text
+
+
+def _help_lines(*, admin: bool) -> str:
+    return "\n".join(
+        texts.HELP_LINE.format(usage=f"/{c.names[0]} {c.args}".rstrip(), help=c.help)
+        for c in COMMANDS
+        if c.help is not None and (c.chats is Chats.ADMIN) == admin
+    )

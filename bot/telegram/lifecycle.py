@@ -1,0 +1,248 @@
+"""Starting and stopping the bot: the one place its services are opened and closed.
+
+`running(settings)` is the bot started, with its services open, for as long as the `async with`
+lasts; on the way out it finishes the updates in flight and closes whatever it opened (also
+after a failed start). Updates reach it by `polling` or by the webhook server
+(`bot.telegram.webhook.receiving`); `serve` is the production process, the demo and the tests
+use `running` and `polling` directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.admin.service import AdminService
+from bot.app import ALLOWED_UPDATES, build_application
+from bot.clock import utcnow
+from bot.config import Settings, hash_key
+from bot.db.engine import is_sqlite, make_engine, make_sessionmaker
+from bot.db.locks import ChatLocks
+from bot.db.store import LoginStore
+from bot.login.audit import Audit
+from bot.login.limits import Limits
+from bot.login.service import FlowPolicy, LoginService
+from bot.login.verification import VerifyClient, VerifyConfig
+from bot.telegram import commands, webhook
+from bot.telegram.handlers.base import BotApp
+from bot.telegram.ordering import ChatOrderedUpdateProcessor
+from bot.telegram.services import Services
+
+logger = logging.getLogger(__name__)
+
+# Database connections (PostgreSQL; SQLite uses one). Transactions never wait on Vonage or
+# Telegram, so a few connections serve many concurrent updates; every extra one costs a
+# connection setup and server memory.
+DATABASE_CONNECTIONS = 8
+
+# Connections for cross-process chat locks (webhook mode on PostgreSQL): each update being
+# handled holds one, so this bounds the updates one process handles at once.
+LOCK_CONNECTIONS = 60
+
+# How often the sweeper looks for codes that expired unused.
+SWEEP_SECONDS = 15.0
+
+
+async def serve(settings: Settings) -> None:
+    """The bot process: run until SIGTERM or SIGINT (Ctrl-C), receiving updates by webhook
+    when WEBHOOK_URL is set and by polling otherwise; then finish the updates in flight."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    # Before starting: a signal during the start stops the bot as soon as it is up.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    async with running(settings) as application:
+        if settings.webhook_url:
+            receiving = webhook.receiving(application, settings)
+        else:
+            logger.info("Starting to poll for updates")
+            receiving = polling(application)
+        async with receiving:
+            await stop.wait()
+            logger.info("Stopping: finishing the updates in flight")
+
+
+@contextlib.asynccontextmanager
+async def running(
+    settings: Settings,
+    *,
+    clock: Callable[[], datetime] = utcnow,
+    sweep_seconds: float = SWEEP_SECONDS,
+) -> AsyncIterator[BotApp]:
+    """The bot, started: services open, command menu set, handling whatever updates its
+    processor is given. `sweep_seconds=0` runs no sweeper (tests expire codes themselves)."""
+    application = build_application(settings)
+    async with contextlib.AsyncExitStack() as stack:
+        # Initialising asks Telegram who the bot is: a wrong token stops the start here.
+        await stack.enter_async_context(application)
+        services = await stack.enter_async_context(open_services(settings, clock=clock))
+        application.bot_data.services = services
+        stack.callback(setattr, application.bot_data, "services", None)
+        await _set_command_menu(application)
+        locks = _chat_locks(settings, application)
+        if locks is not None:
+            stack.push_async_callback(locks.close)
+        if sweep_seconds > 0:
+            await stack.enter_async_context(sweeping(services.login, sweep_seconds, locks))
+        await application.start()
+        stack.push_async_callback(application.stop)
+        yield application
+
+
+@contextlib.asynccontextmanager
+async def polling(application: BotApp, *, poll_timeout: int = 10) -> AsyncIterator[None]:
+    """Fetch updates from Telegram (getUpdates) while inside; the fetched ones are still
+    handled after the exit (`running` waits for them)."""
+    updater = application.updater
+    if updater is None:
+        raise RuntimeError("the application was built without an updater")
+    await updater.start_polling(
+        poll_interval=0.0, timeout=poll_timeout, allowed_updates=ALLOWED_UPDATES
+    )
+    try:
+        yield
+    finally:
+        if updater.running:
+            await updater.stop()
+
+
+@contextlib.asynccontextmanager
+async def open_services(
+    settings: Settings, *, clock: Callable[[], datetime] = utcnow
+) -> AsyncIterator[Services]:
+    """What the handlers use (the database, the Verify client, the services on them), open
+    while inside."""
+    engine = make_engine(settings.database_url, pool_size=DATABASE_CONNECTIONS)
+    try:
+        verify = verify_client(settings)
+        try:
+            await asyncio.to_thread(verify.start_workers)
+            yield make_services(settings, engine=engine, verify=verify, clock=clock)
+        finally:
+            await asyncio.to_thread(verify.close)
+    finally:
+        await engine.dispose()
+
+
+def make_services(
+    settings: Settings,
+    *,
+    engine: AsyncEngine,
+    verify: VerifyClient,
+    clock: Callable[[], datetime],
+) -> Services:
+    """The services the settings describe, on an open database and Verify client."""
+    sessions = make_sessionmaker(engine)
+    readers = make_sessionmaker(engine, readonly=True)
+    audit = Audit(hash_key=hash_key(settings), clock=clock)
+    limits = Limits(
+        cooldown_seconds=settings.limit_cooldown_seconds,
+        starts_per_hour=settings.limit_starts_per_hour,
+        starts_per_day=settings.limit_starts_per_day,
+        global_starts_per_hour=settings.limit_global_starts_per_hour,
+        allowed_country_codes=frozenset(settings.allowed_country_codes),
+        denied_country_codes=frozenset(settings.denied_country_codes),
+        denied_number_prefixes=tuple(settings.denied_number_prefixes),
+    )
+    login = LoginService(
+        store=LoginStore(
+            sessions=sessions, readers=readers, audit=audit, limits=limits, clock=clock
+        ),
+        verify=verify,
+        limits=limits,
+        policy=FlowPolicy(
+            code_ttl_seconds=settings.verify_code_ttl_seconds,
+            max_attempts=settings.verify_max_attempts,
+        ),
+        clock=clock,
+    )
+    return Services(
+        engine=engine,
+        login=login,
+        admin=AdminService(sessions=sessions, readers=readers, audit=audit, clock=clock),
+        admin_ids=frozenset(settings.bot_admin_ids),
+        code_length=settings.verify_code_length,
+        workflow=tuple(settings.verify_workflow),
+        can_call="voice" in settings.verify_workflow[1:],
+        resend_after=settings.limit_cooldown_seconds,
+    )
+
+
+def verify_client(settings: Settings) -> VerifyClient:
+    """The Verify client the settings describe."""
+    secret = settings.vonage_api_secret
+    key = settings.vonage_private_key
+    return VerifyClient.from_credentials(
+        config=VerifyConfig(
+            brand=settings.vonage_brand,
+            code_length=settings.verify_code_length,
+            channel_timeout=settings.verify_channel_timeout,
+            workflow=tuple(settings.verify_workflow),
+        ),
+        api_host=settings.vonage_api_host,
+        timeout_seconds=settings.vonage_timeout_seconds,
+        max_workers=settings.vonage_max_concurrency,
+        api_key=settings.vonage_api_key,
+        api_secret=secret.get_secret_value() if secret else None,
+        application_id=settings.vonage_application_id,
+        private_key=key.get_secret_value() if key else None,
+    )
+
+
+async def _set_command_menu(application: BotApp) -> None:
+    """Tell Telegram the command menu; the bot works without it, so a failure only warns."""
+    try:
+        await application.bot.set_my_commands(commands.menu())
+    except Exception as error:
+        logger.warning("Could not set the command menu: %s", type(error).__name__)
+
+
+def _chat_locks(settings: Settings, application: BotApp) -> ChatLocks | None:
+    """Cross-process chat locks, given to the update processor, when they are needed."""
+    processor = application.update_processor
+    if (
+        not settings.webhook_url
+        or is_sqlite(settings.database_url)
+        or not isinstance(processor, ChatOrderedUpdateProcessor)
+    ):
+        # Polling is one process by nature (Telegram answers a second poller with 409), and
+        # SQLite is one machine's file: in-process ordering is enough there.
+        return None
+    # Webhook processes behind a load balancer may share PostgreSQL: serialise each chat
+    # across all of them.
+    processor.chat_locks = ChatLocks(
+        settings.database_url, size=min(settings.max_concurrent_updates, LOCK_CONNECTIONS)
+    )
+    return processor.chat_locks
+
+
+@contextlib.asynccontextmanager
+async def sweeping(
+    login: LoginService, every: float, locks: ChatLocks | None
+) -> AsyncIterator[None]:
+    """While inside: every few seconds, expire the codes nobody used (cancelling their Verify
+    requests) and forget the handled updates too old to be delivered again."""
+    task = asyncio.create_task(_sweep(login, every, locks), name="sweeper")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _sweep(login: LoginService, every: float, locks: ChatLocks | None) -> None:
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await login.expire_due()
+            if locks is not None:
+                await locks.purge()
+        except Exception:
+            logger.exception("Sweeping expired logins failed; trying again later")
