@@ -645,6 +645,55 @@ async def test_verify_drop_and_hang(vf: FakeVerify, monkeypatch: pytest.MonkeyPa
         _close(client)
 
 
+async def test_verify_drop_after_processing_takes_effect_and_loses_the_answer(
+    vf: FakeVerify,
+) -> None:
+    body = {"brand": "B", "workflow": [{"channel": "sms", "to": NUMBER}]}
+
+    def post(path: str, json: Any) -> requests.Response:
+        return requests.post(
+            f"{vf.url}{path}", json=json, auth=("key", "secret"), verify=str(vf.ca_path), timeout=5
+        )
+
+    vf.drop_next(path_kind="start", mode="close", processed=True)
+    with pytest.raises(requests.exceptions.ConnectionError):
+        await asyncio.to_thread(post, "/v2/verify", body)
+    (started,) = vf.active_requests()  # Vonage acted on it ...
+    assert [d.request_id for d in vf.deliveries] == [started.request_id]
+    assert vf.calls("start")[0].status is None  # ... and the answer never left
+    # without `processed`, a dropped request leaves no trace
+    vf.drop_next(path_kind="check")
+    with pytest.raises(requests.exceptions.ConnectionError):
+        await asyncio.to_thread(post, f"/v2/verify/{started.request_id}", {"code": "000000"})
+    assert vf.verification(started.request_id).wrong_attempts == 0
+
+
+async def test_verify_drop_all_breaks_every_matching_request_until_cleared(
+    vf: FakeVerify, vonage_client: Vonage
+) -> None:
+    request_id = await _start(vonage_client, _request(SmsChannel))
+    vf.drop_all("check", mode="close")
+    for _ in range(2):
+        with pytest.raises(requests.exceptions.ConnectionError):
+            await _check(vonage_client, request_id, vf.last_code())
+    assert vf.verification(request_id).status == "active"
+    vf.clear_faults()
+    assert (await _check(vonage_client, request_id, vf.last_code())).status == "completed"
+
+
+async def test_stock_sdk_resends_a_dropped_start_and_meets_its_own_409(
+    vf: FakeVerify, vonage_client: Vonage
+) -> None:
+    # Why the bot's VerifyClient turns the SDK's resend off: out of the box, a start whose
+    # connection dropped after Vonage acted is sent again, and the resend gets 409.
+    vf.drop_next(path_kind="start", mode="close", processed=True)
+    with pytest.raises(HttpRequestError) as excinfo:
+        await _start(vonage_client, _request(SmsChannel))
+    assert excinfo.value.response.status_code == 409
+    assert [call.status for call in vf.calls("start")] == [None, 409]
+    assert len(vf.deliveries) == 1
+
+
 async def test_verify_validation_and_latency_over_raw_https(vf: FakeVerify) -> None:
     auth = "Basic " + base64.b64encode(b"key:secret").decode()
     headers = {"Authorization": auth}

@@ -170,7 +170,7 @@ class Verification:
 @dataclass
 class _Fault:
     kind: PathKind | None
-    remaining: int
+    remaining: int | None  # None: every matching request, until `clear_faults`
     status: int = 0
     body: dict[str, Any] | None = None
     seconds: float = 0.0
@@ -393,26 +393,49 @@ class FakeVerify(SandboxServer):
         path_kind: PathKind | None = None,
         *,
         mode: DropMode = "truncate",
+        processed: bool = False,
     ) -> None:
         """Break the connection of the next matching requests instead of answering.
 
-        The request has no effect. ``mode="truncate"`` (default) sends the first bytes of a
-        status line and closes: ``requests`` raises ``ConnectionError`` ("Connection
-        aborted.", ``BadStatusLine``), which the Vonage SDK does not retry for POST (urllib3
-        retries an idempotent DELETE up to 3 times). ``mode="close"`` closes without sending a
-        byte: ``RemoteDisconnected``, which the SDK silently retries up to ``pool_maxsize``
-        (10) times, so it only surfaces with ``times`` >= that. (Over TLS, OpenSSL 3 reports a
-        TCP reset like a clean close, so a "reset" mode would behave the same.)
+        With ``processed=False`` (default) the request has no effect. With ``processed=True``
+        it takes effect first (a verification is created and its code "delivered", a check
+        counts, a cancel cancels) and only the answer is lost: the client cannot tell whether
+        Vonage acted on it.
+
+        ``mode="truncate"`` (default) sends the first bytes of a status line and closes:
+        ``requests`` raises ``ConnectionError`` ("Connection aborted.", ``BadStatusLine``).
+        ``mode="close"`` closes without sending a byte: ``RemoteDisconnected``, which the
+        Vonage SDK out of the box resends up to ``pool_maxsize`` times, POSTs included (the
+        bot's ``VerifyClient`` turns that off). Over TLS, OpenSSL 3 reports a TCP reset like a
+        clean close, so a "reset" mode would behave the same.
         """
-        self._drops.append(_Fault(path_kind, _positive(times), mode=mode))
+        self._drops.append(_Fault(path_kind, _positive(times), mode=mode, processed=processed))
+
+    def drop_all(
+        self,
+        path_kind: PathKind | None = None,
+        *,
+        mode: DropMode = "truncate",
+        processed: bool = False,
+    ) -> None:
+        """Break the connection of every matching request from now on (Vonage unreachable in
+        the middle of the exchange), until :meth:`clear_faults`; as :meth:`drop_next`."""
+        self._drops.append(_Fault(path_kind, None, mode=mode, processed=processed))
+
+    def clear_faults(self) -> None:
+        """Forget every pending fail/hang/drop (Vonage is back after :meth:`drop_all`)."""
+        self._fails.clear()
+        self._hangs.clear()
+        self._drops.clear()
 
     @staticmethod
     def _take(faults: list[_Fault], kind: PathKind) -> _Fault | None:
         for fault in faults:
             if fault.kind is None or fault.kind == kind:
-                fault.remaining -= 1
-                if fault.remaining <= 0:
-                    faults.remove(fault)
+                if fault.remaining is not None:
+                    fault.remaining -= 1
+                    if fault.remaining <= 0:
+                        faults.remove(fault)
                 return fault
         return None
 
@@ -440,7 +463,9 @@ class FakeVerify(SandboxServer):
         fail = self._take(self._fails, kind) if drop is None else None
 
         early: web.StreamResponse | None = None
-        if hang is not None and hang.processed and drop is None and fail is None:
+        if drop is not None and drop.processed:
+            self._respond(request, kind, request_id, body, body_error)  # the answer is lost
+        elif hang is not None and hang.processed and drop is None and fail is None:
             early = self._respond(request, kind, request_id, body, body_error)
         delay = self.latency + (hang.seconds if hang is not None else 0.0)
         if not await self._sleep(delay):
