@@ -1,14 +1,17 @@
 """The Verify client's transport: the real SDK over HTTPS to the stand-in Verify server, with
-one TLS context per CA bundle instead of one per connection."""
+one TLS context per CA bundle instead of one per connection, and every call sent once."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 
 import pytest
 
-from bot.demo.sandbox import FakeVerify, SandboxCA
+from bot.demo.sandbox import FakeVerify, PathKind, SandboxCA
+from bot.demo.sandbox.verify import DropMode
 from bot.login.verification import FailureKind, VerifyClient, VerifyConfig, VerifyFailure
 from tests.helpers import VONAGE_KEY, VONAGE_SECRET
 
@@ -73,3 +76,29 @@ async def test_start_workers_runs_every_worker_thread(verify: FakeVerify) -> Non
         assert await vonage.start("447400100000")
     finally:
         await asyncio.to_thread(vonage.close)
+
+
+@pytest.mark.parametrize("mode", ["close", "truncate"])
+@pytest.mark.parametrize("kind", ["start", "check", "cancel", "next"])
+async def test_a_dropped_connection_is_one_attempt_and_unavailable(
+    verify: FakeVerify, kind: PathKind, mode: DropMode
+) -> None:
+    vonage = client(verify)
+    try:
+        request_id = await vonage.start("447400100000")
+        verify.drop_all(kind, mode=mode, processed=True)
+        calls: dict[PathKind, Callable[[], Awaitable[object]]] = {
+            "start": partial(vonage.start, "447400100001"),
+            "check": partial(vonage.check, request_id, verify.last_code()),
+            "cancel": partial(vonage.cancel, request_id),
+            "next": partial(vonage.next_channel, request_id),
+        }
+        with pytest.raises(VerifyFailure) as failure:
+            await calls[kind]()
+    finally:
+        await asyncio.to_thread(vonage.close)
+    assert failure.value.kind is FailureKind.UNAVAILABLE
+    assert failure.value.status is None
+    sent = verify.calls(kind)
+    assert len(sent) == (2 if kind == "start" else 1)  # the first start was the setup
+    assert sent[-1].status is None  # dropped: Vonage acted on it, the answer was lost

@@ -57,6 +57,12 @@ class VerifyFailure(Exception):
         self.status = status
         self.request_id = request_id
 
+    @property
+    def refused(self) -> bool:
+        """Vonage answered that it did not do it (a 4xx): nothing was sent, nothing paid.
+        After a 5xx, a timeout or a lost answer it may have done it all the same."""
+        return self.status is not None and 400 <= self.status < 500
+
 
 @dataclass(frozen=True, slots=True)
 class VerifyConfig:
@@ -93,20 +99,28 @@ class VerifyClient:
         application_id: str | None = None,
         private_key: str | None = None,
     ) -> VerifyClient:
-        """A client for Vonage with either key and secret or application id and private key.
+        """A client for Vonage with either key and secret or application id and private key,
+        which sends every call once: when an answer is lost, the bot decides what comes next.
 
-        The SDK's connection pool is sized to the thread pool, so no call waits for a socket.
+        Its connection pool is sized to the thread pool, so no call waits for a socket.
         """
         if application_id and private_key:
             auth = Auth(application_id=application_id, private_key=private_key)
         else:
             auth = Auth(api_key=api_key, api_secret=api_secret)
+        # Nothing is resent: a resent start can pay for a second SMS, a resent check spend a
+        # second try on one wrong code or find a right one used up. urllib3 retries nothing
+        # (`Retry(total=0)` on our adapter). The SDK's `make_request` resends any request,
+        # POSTs too, after a `RemoteDisconnected`, as many times as its `pool_maxsize` option
+        # says (128 starts for one number once), and nothing else reads that option (our
+        # adapter replaces the SDK's), so it is 1. urllib3 still notices a pooled connection
+        # the server closed while idle before reusing it; a drop after that may have reached
+        # Vonage, and is UNAVAILABLE after one attempt.
         options = HttpClientOptions(
             api_host=api_host,
             timeout=timeout_seconds,
             pool_connections=1,
-            pool_maxsize=max_workers,
-            # A retried POST could start a second paid verification; we retry nothing.
+            pool_maxsize=1,
             max_retries=0,
         )
         vonage = Vonage(auth, options)
