@@ -210,7 +210,8 @@ async def test_verify_start_errors_get_plain_answers_and_the_bot_keeps_going(
     flow = await saved_flow(db, chat.id)
     assert flow is not None
     assert flow.step == "number"
-    # The same chat can go on at once: the failed start did not count against it.
+    # The same chat can go on at once (which failures count against the limits:
+    # tests/test_paid_messages.py).
     assert "code is on its way" in await chat.number("+44 7400 123123")
 
 

@@ -79,7 +79,10 @@ class LoginFlow(Base):
 
 
 class VerificationStart(Base):
-    """One paid verification start, counted by the limits. The number is kept only as a hash."""
+    """One paid verification start, counted by the limits. The number is kept only as a hash.
+    Counted before its Verify call, it learns its request once Vonage's answer is recorded:
+    until then (or for good, if the answer was lost) Vonage may be running a request for it
+    that the bot does not know."""
 
     __tablename__ = "verification_starts"
     __table_args__ = (
@@ -92,6 +95,7 @@ class VerificationStart(Base):
     number_hash: Mapped[str] = mapped_column(String(64))
     country_code: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    request_id: Mapped[str | None] = mapped_column(String(64))
 
 
 class AdminAlert(Base):

@@ -271,6 +271,38 @@ async def recent_starts(
     return [StartRow(chat_id, number_hash, at) for chat_id, number_hash, at in result]
 
 
+async def chats_with_unanswered_starts(
+    session: AsyncSession, *, number_hash: str, since: datetime, other_than: int
+) -> set[int]:
+    """The chats with a start to a number since a time whose request is not recorded (still
+    at Vonage, or its answer lost), leaving out one start (the caller's)."""
+    vs = VerificationStart
+    result = await session.execute(
+        select(vs.chat_id)
+        .distinct()
+        .where(
+            vs.number_hash == number_hash,
+            vs.created_at > since,
+            vs.request_id.is_(None),
+            vs.id != other_than,
+        )
+    )
+    return set(result.scalars())
+
+
+async def answer_starts(session: AsyncSession, *, requests: Sequence[tuple[int, str]]) -> None:
+    """Record the request Vonage answered for each of these starts: (start id, request id)."""
+    if not requests:
+        return
+    table = cast(Table, VerificationStart.__table__)
+    await session.execute(
+        update(table)
+        .where(table.c.id == bindparam("start_id"))
+        .values(request_id=bindparam("answered_request_id")),
+        [{"start_id": start, "answered_request_id": request} for start, request in requests],
+    )
+
+
 async def add_starts(session: AsyncSession, *, rows: Sequence[tuple[StartRow, int]]) -> list[int]:
     """Count several starts (each with its number's country code); returns their ids, in
     the order given."""

@@ -85,6 +85,19 @@ class LoginStore:
         async with self._readers() as session:
             return await repo.flow_with_request(session, request_id=request_id)
 
+    async def chats_with_unanswered_starts(
+        self, number: PhoneNumber, *, since: datetime, other_than: int
+    ) -> set[int]:
+        """The chats with a start to the number since `since` whose request is not recorded
+        (at Vonage now, or its answer lost), apart from the start `other_than`."""
+        async with self._readers() as session:
+            return await repo.chats_with_unanswered_starts(
+                session,
+                number_hash=self._audit.hash(number.e164),
+                since=since,
+                other_than=other_than,
+            )
+
     async def due_flows(self, *, now: datetime, limit: int) -> Sequence[LoginFlow]:
         """Flows waiting for a code whose request has expired by `now`."""
         async with self._readers() as session:
@@ -281,15 +294,17 @@ class LoginStore:
         number: PhoneNumber,
         request_id: str,
         *,
+        start_id: int,
         ttl: timedelta,
         tries: int,
     ) -> datetime:
         """Step CODE for the chat, with the request, its expiry (`ttl` from now) and its
-        `tries` (batched, with the `code_sent` events); returns the expiry."""
-        return await self._codes_sent(_CodeSent(person, number, request_id, ttl, tries))
+        `tries` (batched, with the `code_sent` events); the counted start `start_id` learns
+        its request. Returns the expiry."""
+        return await self._codes_sent(_CodeSent(person, number, request_id, start_id, ttl, tries))
 
     async def _record_codes_sent(self, batch: list[_CodeSent]) -> list[datetime]:
-        """Two statements for the whole batch: the flows' update and their events."""
+        """Three statements for the whole batch: the flows', the starts' and the events'."""
         now = self._now()
         rows: list[dict[str, object]] = []
         events: list[dict[str, object]] = []
@@ -329,6 +344,9 @@ class LoginStore:
                 }
                 if missing:
                     await repo.add_flows(session, rows=list(missing.values()))
+            await repo.answer_starts(
+                session, requests=[(item.start_id, item.request_id) for item in batch]
+            )
             await repo.add_events(session, rows=events)
         return [now + item.ttl for item in batch]
 
@@ -338,12 +356,14 @@ class LoginStore:
         number: PhoneNumber,
         request_id: str,
         *,
+        start_id: int,
         ttl: timedelta,
         tries: int,
     ) -> datetime | None:
         """Step CODE with a request that was already running for this chat (recorded as
         `code_sent`, "reused"): it keeps the expiry and tries it had, else gets `ttl` and
-        `tries` from now. Returns the expiry."""
+        `tries` from now. The counted start `start_id` (answered 409) learns that request.
+        Returns the expiry."""
         now = self._now()
         async with self._sessions.begin() as session:
             flow = await repo.get_flow(session, chat_id=person.chat_id, lock=True)
@@ -365,6 +385,7 @@ class LoginStore:
                 request_id=request_id,
                 detail="reused",
             )
+            await repo.answer_starts(session, requests=[(start_id, request_id)])
         return flow.expires_at
 
     async def record_verified(
@@ -583,5 +604,6 @@ class _CodeSent:
     person: Person
     number: PhoneNumber
     request_id: str
+    start_id: int
     ttl: timedelta
     tries: int

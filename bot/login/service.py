@@ -133,7 +133,7 @@ class LoginService:
     ) -> NumberOutcome:
         """Ask Vonage for the start already counted under `start_id`."""
         try:
-            request_id = await self._start_or_recover(person, number)
+            request_id = await self._start_or_recover(person, number, start_id)
         except VerifyFailure as failure:
             return await self._start_failed(person, number, failure, start_id)
         if request_id is None:
@@ -145,12 +145,12 @@ class LoginService:
         tries = self._policy.max_attempts
         if isinstance(request_id, _Reused):
             expires_at = await self._store.record_reused(
-                person, number, request_id.request_id, ttl=ttl, tries=tries
+                person, number, request_id.request_id, start_id=start_id, ttl=ttl, tries=tries
             )
             result = NumberResult.ALREADY_SENT
         else:
             expires_at = await self._store.record_code_sent(
-                person, number, request_id, ttl=ttl, tries=tries
+                person, number, request_id, start_id=start_id, ttl=ttl, tries=tries
             )
             result = NumberResult.CODE_SENT
         logger.info("Code sent to %s for chat %s", number.masked, person.chat_id)
@@ -273,9 +273,13 @@ class LoginService:
             await self._cancel_quietly(flow.request_id)
         logger.info("Code for chat %s expired", flow.chat_id)
 
-    async def _start_or_recover(self, person: Person, number: PhoneNumber) -> str | _Reused | None:
-        """Start a request. On 409 (a request already running for that number): reuse it if it
-        is this chat's, cancel it if nobody owns it any more, else give up (None)."""
+    async def _start_or_recover(
+        self, person: Person, number: PhoneNumber, start_id: int
+    ) -> str | _Reused | None:
+        """Start the request counted under `start_id`. On 409 (a request already running for
+        that number): reuse it if it is this chat's, give up (None) if another login may own
+        it, and only if nobody can (say the bot crashed before recording it) cancel it and
+        start again."""
         try:
             return await self._verify.start(number.digits)
         except VerifyFailure as failure:
@@ -283,10 +287,25 @@ class LoginService:
                 raise
             running = failure.request_id
         owner = await self._store.flow_with_request(running)
-        if owner is not None and owner.chat_id == person.chat_id:
-            return _Reused(running)
-        if owner is not None and owner.step == Step.CODE and not self._expired(owner):
-            return None
+        if owner is not None:
+            if owner.chat_id == person.chat_id:
+                return _Reused(running)
+            if owner.step == Step.CODE and not self._expired(owner):
+                return None
+        else:
+            # A start is counted before its Verify call and learns its request once the
+            # answer is recorded: a recent one still without (at Vonage now, or its answer
+            # lost) may be this very request, already paid for. The settings keep a
+            # request's life within the code TTL, so older starts cannot be it.
+            starters = await self._store.chats_with_unanswered_starts(
+                number,
+                since=self._now() - timedelta(seconds=self._policy.code_ttl_seconds),
+                other_than=start_id,
+            )
+            if starters:
+                # Never cancelled, whatever the cooldown: this chat takes it over (its code
+                # is on the phone already), another chat's start leaves it to that chat.
+                return _Reused(running) if starters == {person.chat_id} else None
         logger.info("Cancelling a stranded request to %s", number.masked)
         await self._cancel_quietly(running)
         return await self._verify.start(number.digits)
@@ -299,8 +318,10 @@ class LoginService:
             person,
             number,
             start_id=start_id,
-            # Vonage answered, so nothing was sent: the start does not count against the user.
-            uncount=failure.status is not None,
+            # Only a refusal sent nothing. Anything else (5xx, timeout, dropped connection)
+            # may have sent a code and stays counted, so the limits hold while Vonage is
+            # degraded.
+            uncount=failure.refused,
             reason="number_busy" if kind is FailureKind.CONFLICT else kind.value,
         )
         if kind is FailureKind.INVALID_NUMBER:
