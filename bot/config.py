@@ -23,6 +23,8 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
+from bot.login import phone
+
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///bot.db"
 
 # Numbers are hashed under NUMBER_HASH_KEY; with a short or public key a hash is reversed by
@@ -121,6 +123,9 @@ class Settings(DatabaseSettings):
     limit_global_starts_per_hour: int = Field(default=1000, ge=1)
     allowed_country_codes: Annotated[list[int], NoDecode] = []
     denied_country_codes: Annotated[list[int], NoDecode] = []
+    # ISO 3166 alpha-2, as phonenumbers reports a number's region (+1 876 is JM, not US).
+    allowed_regions: Annotated[list[str], NoDecode] = []
+    denied_regions: Annotated[list[str], NoDecode] = []
     denied_number_prefixes: Annotated[list[str], NoDecode] = []
 
     webhook_url: str | None = None
@@ -135,6 +140,8 @@ class Settings(DatabaseSettings):
         "verify_workflow",
         "allowed_country_codes",
         "denied_country_codes",
+        "allowed_regions",
+        "denied_regions",
         "denied_number_prefixes",
         mode="before",
     )
@@ -162,6 +169,17 @@ class Settings(DatabaseSettings):
             if not phonenumbers.region_codes_for_country_code(code):
                 raise ValueError(f"{code} is not a country calling code (such as 44 or 49)")
         return value
+
+    @field_validator("allowed_regions", "denied_regions")
+    @classmethod
+    def _regions(cls, value: list[str]) -> list[str]:
+        regions = [code.upper() for code in value]
+        for code in regions:
+            if not phone.is_region(code):
+                raise ValueError(
+                    f"{code!r} is not a region code (ISO 3166 alpha-2 such as GB, US or JM)"
+                )
+        return regions
 
     @field_validator("denied_number_prefixes")
     @classmethod
@@ -251,6 +269,7 @@ class Settings(DatabaseSettings):
                 "is needed with WEBHOOK_URL: a random string that Telegram sends back with "
                 "every update (for example from `openssl rand -hex 32`)",
             )
+        self._regions_reachable()
         if self.verify_channel_timeout * len(self.verify_workflow) > self.verify_code_ttl_seconds:
             raise SettingError(
                 "verify_channel_timeout",
@@ -271,6 +290,23 @@ class Settings(DatabaseSettings):
         if not self.number_hash_key.get_secret_value():
             raise SettingError("number_hash_key", HASH_KEY_MISSING)
         return self
+
+    def _regions_reachable(self) -> None:
+        """An allowed region that the other destination settings shut out is a mistake: no
+        number there could ever get a code."""
+        for region in self.allowed_regions:
+            code = phone.region_calling_code(region)
+            if self.allowed_country_codes and code not in self.allowed_country_codes:
+                blocker = f"whose calling code {code} is not in ALLOWED_COUNTRY_CODES"
+            elif code in self.denied_country_codes:
+                blocker = f"whose calling code {code} is in DENIED_COUNTRY_CODES"
+            elif region in self.denied_regions:
+                blocker = "which DENIED_REGIONS lists too"
+            else:
+                continue
+            raise SettingError(
+                "allowed_regions", f"lists {region}, {blocker}: no number there could get a code"
+            )
 
 
 def _is_loopback(host: str | None) -> bool:

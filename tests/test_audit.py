@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.db.engine import make_engine
 from bot.db.models import AuthEvent, VerifiedUser
 from bot.demo.sandbox import FakeTelegram, FakeVerify
-from tests.helpers import ADMIN_ID, HASH_KEY, NUMBER, Chat, login, run_cli
+from tests.helpers import ADMIN_ID, HASH_KEY, NUMBER, Chat, Clock, login, run_cli
 
 
 async def _events(
@@ -45,6 +45,7 @@ async def test_whole_login_is_recorded_with_masked_and_hashed_number_and_no_code
     assert sent.number_hash is not None
     assert len(sent.number_hash) == 64
     assert sent.country_code == 44
+    assert sent.region == verified.region == "GB"
     assert all(e.user_id == chat.id for e in events)
     async with db() as session:
         dump = (await session.execute(text("SELECT * FROM auth_events"))).all()
@@ -177,21 +178,35 @@ async def test_revoke_asks_first_then_ends_the_login_and_tells_the_user(
     assert await admin.say("/revoke +44 7400 123123") == "+44 7400 123123 is not logged in."
 
 
-async def test_stats_count_per_day_and_country_and_flag_low_conversion(
-    tg: FakeTelegram, verify: FakeVerify, bot: object
+async def test_stats_count_per_day_and_region_and_flag_low_conversion(
+    tg: FakeTelegram,
+    verify: FakeVerify,
+    bot: object,
+    db: async_sessionmaker[AsyncSession],
+    clock: Clock,
 ) -> None:
     await login(Chat(tg, 1001), verify)
+    await login(Chat(tg, 1002, "Bo"), verify, "+1 201 555 0100")
     for i in range(10):
+        # Pumping to Jamaica, which shares +1 with the US: only regions tell them apart.
         user = Chat(tg, 2000 + i, f"P{i}")
         await user.send("/login")
-        await user.number(f"+1 201 555 01{i:02d}")
+        await user.number(f"+1 876 210 12{i:02d}")
+    async with db.begin() as session:
+        # Recorded before events had a region: counted under the calling code.
+        session.add(AuthEvent(at=clock(), event="code_sent", chat_id=3000, country_code=1))
     admin = Chat(tg, ADMIN_ID, "Boss")
     answer = await admin.say("/stats")
     lines = answer.splitlines()
     assert lines[0].startswith("Last 7 day(s) since ")
-    assert lines[0].endswith(": 11 started, 1 verified, conversion 9%")
-    assert "  +1: 10 started, 0 verified, 0%  <- LOW CONVERSION: possible SMS pumping" in lines
-    assert "  +44: 1 started, 1 verified, 100%" in lines
+    assert lines[0].endswith(": 13 started, 2 verified, conversion 15%")
+    per_region = lines[lines.index("Per region:") + 1 : lines.index("Per region:") + 5]
+    assert per_region == [
+        "  JM (+1): 10 started, 0 verified, 0%  <- LOW CONVERSION: possible SMS pumping",
+        "  +1: 1 started, 0 verified, 0%",
+        "  GB (+44): 1 started, 1 verified, 100%",
+        "  US (+1): 1 started, 1 verified, 100%",
+    ]
     assert await admin.say("/stats 0") == "Usage: /stats [days], days from 1 to 366"
 
 
@@ -211,13 +226,17 @@ async def test_command_line_show_revoke_events_stats_and_csv(
     assert row.startswith(f"{chat.id},{chat.id},+447400123123,")
 
     events = run_cli("events", "--chat", str(chat.id), "--json", env=env)
-    names = [json.loads(line)["event"] for line in events.stdout.splitlines()]
+    records = [json.loads(line) for line in events.stdout.splitlines()]
+    names = [record["event"] for record in records]
+    assert [(r["country_code"], r["region"]) for r in records[1:3]] == [(44, "GB"), (44, "GB")]
     assert names[:3] == ["login_started", "code_sent", "verified"]
     assert names[3:] == ["admin_lookup"]  # the `users show` above
 
     stats = json.loads(run_cli("stats", "--days", "1", "--json", env=env).stdout)
     assert stats["total"] == {"starts": 1, "verified": 1, "conversion": 1.0}
     assert stats["per_country"]["44"]["verified"] == 1
+    assert stats["per_region"] == {"GB": {"starts": 1, "verified": 1, "conversion": 1.0}}
+    assert stats["suspicious_countries"] == stats["suspicious_regions"] == []
 
     revoked = run_cli("users", "revoke", str(chat.id), env=env)
     assert revoked.returncode == 0, revoked.stderr

@@ -48,13 +48,17 @@ def test_lists_are_comma_separated() -> None:
         _env_file=None,
         **BASE,
         bot_admin_ids="1, 2,3",
-        allowed_country_codes="44,49",
+        allowed_country_codes="44,49,1",
+        allowed_regions="gb, DE,us",
+        denied_regions="JE",
         denied_number_prefixes="+4470",
         verify_workflow="voice",
         verify_channel_timeout=600,
     )
     assert settings.bot_admin_ids == [1, 2, 3]
-    assert settings.allowed_country_codes == [44, 49]
+    assert settings.allowed_country_codes == [44, 49, 1]
+    assert settings.allowed_regions == ["GB", "DE", "US"]
+    assert settings.denied_regions == ["JE"]
     assert settings.denied_number_prefixes == ["+4470"]
     assert settings.verify_workflow == ["voice"]
 
@@ -64,6 +68,21 @@ def test_lists_are_comma_separated() -> None:
     [
         ({"allowed_country_codes": "44,999"}, "ALLOWED_COUNTRY_CODES is invalid: 999 is not"),
         ({"denied_number_prefixes": "4470"}, "DENIED_NUMBER_PREFIXES is invalid: '4470'"),
+        ({"allowed_regions": "GB,UK"}, "ALLOWED_REGIONS is invalid: 'UK' is not a region code"),
+        ({"denied_regions": "+1876"}, "DENIED_REGIONS is invalid: '+1876' is not a region"),
+        ({"denied_regions": "001"}, "DENIED_REGIONS is invalid: '001' is not a region code"),
+        (
+            {"allowed_regions": "GB,JM", "allowed_country_codes": "44"},
+            "ALLOWED_REGIONS lists JM, whose calling code 1 is not in ALLOWED_COUNTRY_CODES",
+        ),
+        (
+            {"allowed_regions": "US", "denied_country_codes": "1"},
+            "ALLOWED_REGIONS lists US, whose calling code 1 is in DENIED_COUNTRY_CODES",
+        ),
+        (
+            {"allowed_regions": "US,JM", "denied_regions": "JM"},
+            "ALLOWED_REGIONS lists JM, which DENIED_REGIONS lists too",
+        ),
         ({"verify_workflow": "sms,fax"}, "VERIFY_WORKFLOW is invalid: unknown channel 'fax'"),
         ({"verify_channel_timeout": 400}, "VERIFY_CHANNEL_TIMEOUT times 2 channels must fit"),
         ({"webhook_url": "https://bot.example/hook"}, "WEBHOOK_SECRET is needed with WEBHOOK_URL"),

@@ -246,3 +246,47 @@ def test_destinations_outside_the_allowed_countries_or_denied_are_refused() -> N
     prefixed = Limits(1, 1, 1, 1, denied_number_prefixes=("+447400",))
     assert destination_refusal(prefixed, uk) == Refusal(Rule.PREFIX)
     assert destination_refusal(prefixed, us) is None
+
+
+def test_regions_split_a_calling_code_between_its_countries() -> None:
+    us, jamaica = _number("+1 201 555 0123"), _number("+1 876 210 1234")
+    uk, jersey = _number("+44 7400 123123"), _number("+44 7797 900123")
+    north_america = Limits(1, 1, 1, 1, allowed_regions=frozenset({"US", "CA"}))
+    assert destination_refusal(north_america, us) is None
+    assert destination_refusal(north_america, jamaica) == Refusal(Rule.COUNTRY)
+    assert destination_refusal(north_america, uk) == Refusal(Rule.COUNTRY)
+    britain = Limits(1, 1, 1, 1, allowed_regions=frozenset({"GB"}))
+    assert destination_refusal(britain, uk) is None
+    assert destination_refusal(britain, jersey) == Refusal(Rule.COUNTRY)
+    no_jamaica = Limits(1, 1, 1, 1, denied_regions=frozenset({"JM"}))
+    assert destination_refusal(no_jamaica, jamaica) == Refusal(Rule.COUNTRY)
+    assert destination_refusal(no_jamaica, us) is None
+
+
+def test_a_number_must_pass_every_allow_list_set_and_no_deny_list() -> None:
+    us, jamaica, uk = (
+        _number("+1 201 555 0123"),
+        _number("+1 876 210 1234"),
+        _number("+44 7400 123123"),
+    )
+    # Calling code 1 or 44, and then only these regions of them: the UK and the US.
+    both = Limits(
+        1,
+        1,
+        1,
+        1,
+        allowed_country_codes=frozenset({1, 44}),
+        allowed_regions=frozenset({"GB", "US"}),
+    )
+    assert [destination_refusal(both, n) for n in (us, uk)] == [None, None]
+    assert destination_refusal(both, jamaica) == Refusal(Rule.COUNTRY)
+    # All of +1 but Jamaica; a deny-list wins over an allow-list.
+    allowed_but_denied = Limits(
+        1, 1, 1, 1, allowed_country_codes=frozenset({1}), denied_regions=frozenset({"JM"})
+    )
+    assert destination_refusal(allowed_but_denied, us) is None
+    assert destination_refusal(allowed_but_denied, jamaica) == Refusal(Rule.COUNTRY)
+    region_but_prefix_denied = Limits(
+        1, 1, 1, 1, allowed_regions=frozenset({"US"}), denied_number_prefixes=("+1201",)
+    )
+    assert destination_refusal(region_but_prefix_denied, us) == Refusal(Rule.PREFIX)

@@ -131,6 +131,11 @@ async def test_one_number_from_two_chats_at_once_gets_one_code(
     [
         ({"allowed_country_codes": "44,49"}, "+1 201 555 0123", "in that country"),
         ({"denied_country_codes": "1"}, "+1 201 555 0123", "in that country"),
+        # +1 876 is Jamaica, not the US; +44 7797 is Jersey, not the UK.
+        ({"allowed_regions": "US,CA"}, "+1 876 210 1234", "in that country"),
+        ({"allowed_regions": "GB"}, "+44 7797 900123", "in that country"),
+        ({"denied_regions": "JM,DO"}, "+1 876 210 1234", "in that country"),
+        ({"allowed_country_codes": "1", "denied_regions": "jm"}, "+1 876 210 1234", "country"),
         ({"denied_number_prefixes": "+4470,+4474001"}, "+44 7400 123123", "to that number"),
     ],
 )
@@ -153,6 +158,30 @@ async def test_refused_destinations_never_reach_vonage(
     assert await saved_step(db, chat.id) == "number"
     async with db() as session:
         assert (await session.execute(select(VerificationStart))).first() is None
+
+
+@pytest.mark.parametrize(
+    ("setting", "number"),
+    [
+        ({"allowed_regions": "US,CA"}, "+1 201 555 0123"),
+        ({"allowed_regions": "GB"}, "+44 7400 123123"),
+        ({"allowed_country_codes": "1", "denied_regions": "JM"}, "+1 201 555 0123"),
+    ],
+)
+async def test_numbers_of_the_allowed_regions_get_their_code(
+    tg: FakeTelegram,
+    verify: FakeVerify,
+    start_bot: Callable[..., Any],
+    db: async_sessionmaker[AsyncSession],
+    setting: dict[str, str],
+    number: str,
+) -> None:
+    await start_bot(**setting)
+    chat = Chat(tg, 1001)
+    await chat.send("/login")
+    assert "code is on its way" in await chat.number(number)
+    assert len(verify.calls("start")) == 1
+    assert await saved_step(db, chat.id) == "code"
 
 
 async def test_limits_survive_a_restart(

@@ -10,24 +10,44 @@ from bot.login.phone import PhoneNumber
 
 
 @pytest.mark.parametrize(
-    ("typed", "e164", "country_code"),
+    ("typed", "e164", "country_code", "region"),
     [
-        ("+44 7400 123123", "+447400123123", 44),
-        ("+447400123123", "+447400123123", 44),
-        ("0044 7400 123123", "+447400123123", 44),  # 00: the international prefix
-        ("447400123123", "+447400123123", 44),  # a shared contact carries no `+`
-        ("+44-7400-123.123", "+447400123123", 44),
-        ("+44 7400/123123", "+447400123123", 44),
-        ("+44\u00a07400\u00a0123123", "+447400123123", 44),  # no-break spaces from copy-paste
-        ("  +44 7400 123123\n", "+447400123123", 44),
-        ("+1 (201) 555-0123", "+12015550123", 1),
-        ("+49 151 23456789", "+4915123456789", 49),
+        ("+44 7400 123123", "+447400123123", 44, "GB"),
+        ("+447400123123", "+447400123123", 44, "GB"),
+        ("0044 7400 123123", "+447400123123", 44, "GB"),  # 00: the international prefix
+        ("447400123123", "+447400123123", 44, "GB"),  # a shared contact carries no `+`
+        ("+44-7400-123.123", "+447400123123", 44, "GB"),
+        ("+44 7400/123123", "+447400123123", 44, "GB"),
+        ("+44\u00a07400\u00a0123123", "+447400123123", 44, "GB"),  # no-break spaces
+        ("  +44 7400 123123\n", "+447400123123", 44, "GB"),
+        ("+1 (201) 555-0123", "+12015550123", 1, "US"),
+        ("+49 151 23456789", "+4915123456789", 49, "DE"),
     ],
 )
 def test_common_written_forms_parse_to_e164_with_the_country_code(
-    typed: str, e164: str, country_code: int
+    typed: str, e164: str, country_code: int, region: str
 ) -> None:
-    assert phone.parse(typed) == PhoneNumber(e164=e164, country_code=country_code)
+    assert phone.parse(typed) == PhoneNumber(e164=e164, country_code=country_code, region=region)
+
+
+@pytest.mark.parametrize(
+    ("typed", "region"),
+    [
+        ("+1 876 210 1234", "JM"),  # Jamaica shares +1 with the US and Canada
+        ("+1 809 555 0123", "DO"),
+        ("+1 416 555 0123", "CA"),
+        ("+44 7797 900123", "JE"),  # Jersey, Guernsey and the Isle of Man share +44 with the UK
+        ("+44 7781 123456", "GG"),
+        ("+44 7624 123456", "IM"),
+        ("+881 6 1234 56789", phone.NON_GEOGRAPHIC),  # a satellite phone belongs to no country
+    ],
+)
+def test_the_region_tells_apart_countries_that_share_a_calling_code(
+    typed: str, region: str
+) -> None:
+    number = phone.parse(typed)
+    assert number is not None
+    assert number.region == region
 
 
 @pytest.mark.parametrize(
@@ -67,7 +87,7 @@ def test_digits_are_e164_without_the_plus_as_vonage_takes_them() -> None:
 
 
 def test_a_stored_number_reads_back_and_a_corrupt_one_is_an_error() -> None:
-    assert phone.parse_e164("+447400123123") == PhoneNumber("+447400123123", 44)
+    assert phone.parse_e164("+447400123123") == PhoneNumber("+447400123123", 44, "GB")
     with pytest.raises(ValueError, match=r"not a valid stored E\.164 number"):
         phone.parse_e164("+4412")
 

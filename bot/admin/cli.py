@@ -67,8 +67,8 @@ def add_admin_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
     stats = commands.add_parser(
         "stats",
         help="starts, verified, conversion, failures, limits",
-        description="Per day and per country calling code; a low conversion rate in a "
-        "country is flagged as possible SMS pumping.",
+        description="Per day and per region (ISO 3166 code, as +1 876 is JM, not US); a low "
+        "conversion rate in a region is flagged as possible SMS pumping.",
     )
     stats.add_argument("--days", type=int, default=7, help="how many days back (default 7)")
     stats.add_argument("--json", action="store_true", help="JSON instead of text")
@@ -124,6 +124,7 @@ def event_record(event: AuthEvent) -> dict[str, object]:
         "number": event.number_masked,
         "number_hash": event.number_hash,
         "country_code": event.country_code,
+        "region": event.region,
         "request_id": event.request_id,
         "detail": event.detail,
     }
@@ -229,9 +230,11 @@ def stats_record(stats: Stats) -> dict[str, object]:
         "total": counts(stats.total),
         "per_day": {day: counts(c) for day, c in stats.per_day.items()},
         "per_country": {str(code): counts(c) for code, c in stats.per_country.items()},
+        "per_region": {key: counts(c) for key, c in stats.per_region.items()},
         "failures": stats.failures,
         "limits": stats.limits,
         "suspicious_countries": stats.suspicious_countries,
+        "suspicious_regions": stats.suspicious_regions,
     }
 
 

@@ -73,16 +73,21 @@ def stats_text(stats: Stats) -> str:
         f"  {day}: {c.starts} started, {c.verified} verified, {_rate(c.conversion)}"
         for day, c in stats.per_day.items()
     ] or ["  (nothing)"]
-    lines.append("Per country calling code:")
-    suspicious = set(stats.suspicious_countries)
+    lines.append("Per region:")
+    suspicious = set(stats.suspicious_regions)
     lines += [
-        f"  +{code}: {c.starts} started, {c.verified} verified, {_rate(c.conversion)}"
-        + ("  <- LOW CONVERSION: possible SMS pumping" if code in suspicious else "")
-        for code, c in stats.per_country.items()
+        f"  {_place_label(key)}: {c.starts} started, {c.verified} verified, {_rate(c.conversion)}"
+        + ("  <- LOW CONVERSION: possible SMS pumping" if key in suspicious else "")
+        for key, c in stats.per_region.items()
     ] or ["  (nothing)"]
     lines.append("Failures: " + (_counts(stats.failures) or "none"))
     lines.append("Limits tripped: " + (_counts(stats.limits) or "none"))
     return "\n".join(lines)
+
+
+def _place_label(key: str) -> str:
+    """`JM (+1)` for a region; a calling code (`+882`) or `unknown` as it is."""
+    return f"{key} (+{phone.region_calling_code(key)})" if phone.is_region(key) else key
 
 
 def _counts(counts: dict[str, int]) -> str:

@@ -8,6 +8,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -17,11 +18,14 @@ from bot.login import phone
 from bot.login.audit import Audit, Event
 from bot.login.steps import NoticeKind
 
-# A country whose codes are mostly never used is the mark of SMS pumping: flag a conversion
-# rate below this once a country has enough starts to judge.
+# A region whose codes are mostly never used is the mark of SMS pumping: flag a conversion
+# rate below this once a region has enough starts to judge.
 PUMPING_CONVERSION = 0.3
 PUMPING_MIN_STARTS = 10
 HISTORY = 20
+
+# A key of the statistics: a calling code or a place.
+K = TypeVar("K", int, str)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,18 +72,43 @@ class Stats:
     total: Counts = field(default_factory=Counts)
     per_day: dict[str, Counts] = field(default_factory=dict)
     per_country: dict[int, Counts] = field(default_factory=dict)
+    # Keyed by `place`: a region such as `JM`, else a calling code such as `+882`.
+    per_region: dict[str, Counts] = field(default_factory=dict)
     failures: dict[str, int] = field(default_factory=dict)
     limits: dict[str, int] = field(default_factory=dict)
 
     @property
     def suspicious_countries(self) -> list[int]:
         """Calling codes whose conversion is low enough to suggest SMS pumping."""
-        return sorted(
-            code
-            for code, counts in self.per_country.items()
-            if counts.starts >= PUMPING_MIN_STARTS
-            and (counts.conversion or 0.0) < PUMPING_CONVERSION
-        )
+        return _suspicious(self.per_country)
+
+    @property
+    def suspicious_regions(self) -> list[str]:
+        """Places of `per_region` whose conversion is low enough to suggest SMS pumping."""
+        return _suspicious(self.per_region)
+
+
+def _suspicious(per: dict[K, Counts]) -> list[K]:
+    """The keys whose conversion is low enough to suggest SMS pumping, sorted."""
+    return sorted(
+        key
+        for key, counts in per.items()
+        if counts.starts >= PUMPING_MIN_STARTS and (counts.conversion or 0.0) < PUMPING_CONVERSION
+    )
+
+
+def place(region: str | None, country_code: int | None) -> str:
+    """Where statistics count an event: its number's region (`JM`), else its calling code
+    (`+882`): for non-geographic numbers, and for events recorded before regions were, whose
+    masked number cannot tell +1 876 from +1 201; `unknown` without either."""
+    if region and region.isalpha():
+        return region
+    return f"+{country_code}" if country_code else "unknown"
+
+
+def _by_starts(per: dict[K, Counts]) -> dict[K, Counts]:
+    """The same counts, most starts first (ties in key order, so the order is stable)."""
+    return dict(sorted(per.items(), key=lambda item: (-item[1].starts, item[0])))
 
 
 def parse_target(text: str) -> Target | None:
@@ -190,7 +219,7 @@ class AdminService:
         limits: dict[str, int] = defaultdict(int)
         async with self._readers() as session:
             rows = await repo.event_counts(session, since=since)
-        for day, event, country, detail, count in rows:
+        for day, event, country, region, detail, count in rows:
             if event == Event.CODE_SENT and detail is None:
                 bucket = "starts"
             elif event == Event.VERIFIED:
@@ -205,12 +234,12 @@ class AdminService:
                 stats.total,
                 stats.per_day.setdefault(day, Counts()),
                 stats.per_country.setdefault(country or 0, Counts()),
+                stats.per_region.setdefault(place(region, country), Counts()),
             ):
                 setattr(counts, bucket, getattr(counts, bucket) + count)
         stats.per_day = dict(sorted(stats.per_day.items()))
-        stats.per_country = dict(
-            sorted(stats.per_country.items(), key=lambda item: -item[1].starts)
-        )
+        stats.per_country = _by_starts(stats.per_country)
+        stats.per_region = _by_starts(stats.per_region)
         stats.failures = dict(sorted(failures.items(), key=lambda item: -item[1]))
         stats.limits = dict(sorted(limits.items(), key=lambda item: -item[1]))
         return stats

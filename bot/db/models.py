@@ -128,6 +128,8 @@ class AuthEvent(Base):
     number_masked: Mapped[str | None] = mapped_column(String(24))
     number_hash: Mapped[str | None] = mapped_column(String(64))
     country_code: Mapped[int | None] = mapped_column(Integer)
+    # ISO 3166 alpha-2 (or "001", non-geographic); None in rows written before migration 0005.
+    region: Mapped[str | None] = mapped_column(String(3))
     request_id: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[str | None] = mapped_column(String(64))
 

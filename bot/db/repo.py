@@ -425,20 +425,17 @@ async def stream_events(
 
 async def event_counts(
     session: AsyncSession, *, since: datetime
-) -> Sequence[tuple[str, str, int | None, str | None, int]]:
-    """(day, event, country code, detail, count) for every event since a time."""
+) -> Sequence[tuple[str, str, int | None, str | None, str | None, int]]:
+    """(day, event, country code, region, detail, count) for every event since a time."""
     if session.bind.dialect.name == "postgresql":
         day = func.to_char(func.timezone("UTC", AuthEvent.at), "YYYY-MM-DD", type_=String)
     else:
         # SQLite keeps UTC timestamps as ISO text: the date is its first ten characters.
         day = func.substr(AuthEvent.at, 1, 10, type_=String)
-    query = (
-        select(day, AuthEvent.event, AuthEvent.country_code, AuthEvent.detail, func.count())
-        .where(AuthEvent.at >= since)
-        .group_by(day, AuthEvent.event, AuthEvent.country_code, AuthEvent.detail)
-    )
+    grouped = (day, AuthEvent.event, AuthEvent.country_code, AuthEvent.region, AuthEvent.detail)
+    query = select(*grouped, func.count()).where(AuthEvent.at >= since).group_by(*grouped)
     rows = (await session.execute(query)).all()
-    return [(str(d), str(e), c, t, int(n)) for d, e, c, t, n in rows]
+    return [(str(d), str(e), c, r, t, int(n)) for d, e, c, r, t, n in rows]
 
 
 async def anonymise_chat_events(session: AsyncSession, *, chat_id: int) -> None:

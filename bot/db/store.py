@@ -228,8 +228,7 @@ class LoginStore:
                             Event.LIMITED,
                             chat_id=chat_id,
                             user_id=item.person.user_id,
-                            e164=item.number.e164,
-                            country_code=item.number.country_code,
+                            number=item.number,
                             detail=refusal.rule,
                         )
                     )
@@ -325,8 +324,7 @@ class LoginStore:
                     Event.CODE_SENT,
                     chat_id=item.person.chat_id,
                     user_id=item.person.user_id,
-                    e164=item.number.e164,
-                    country_code=item.number.country_code,
+                    number=item.number,
                     request_id=item.request_id,
                 )
             )

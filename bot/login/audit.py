@@ -75,15 +75,17 @@ class Audit:
         chat_id: int,
         user_id: int | None = None,
         e164: str | None = None,
-        country_code: int | None = None,
+        number: phone.PhoneNumber | None = None,
         request_id: str | None = None,
         detail: str | None = None,
     ) -> dict[str, object]:
         """One event as a row for `repo.add_events` (several are written in one statement).
-        The country comes from the number unless the caller already knows it."""
-        if e164 and country_code is None:
-            parsed = phone.parse(e164)
-            country_code = parsed.country_code if parsed else None
+        The number is `number` when the caller has it parsed, else `e164`, parsed here for
+        its calling code and region."""
+        if number is None and e164:
+            number = phone.parse(e164)
+        if number is not None:
+            e164 = number.e164
         return {
             "at": self._now(),
             "event": event.value,
@@ -91,7 +93,8 @@ class Audit:
             "user_id": user_id,
             "number_masked": phone.mask(e164) if e164 else None,
             "number_hash": self.hash(e164) if e164 else None,
-            "country_code": country_code,
+            "country_code": number.country_code if number else None,
+            "region": number.region if number else None,
             "request_id": request_id,
             "detail": detail[:64] if detail else None,
         }

@@ -26,13 +26,15 @@ class Limits:
     global_starts_per_hour: int
     allowed_country_codes: frozenset[int] = frozenset()
     denied_country_codes: frozenset[int] = frozenset()
+    allowed_regions: frozenset[str] = frozenset()
+    denied_regions: frozenset[str] = frozenset()
     denied_number_prefixes: tuple[str, ...] = ()
 
 
 class Rule(enum.StrEnum):
     """The rule that refused a start (its value is the `limited` audit event's detail)."""
 
-    COUNTRY = "country"
+    COUNTRY = "country"  # the destination settings: calling codes and regions
     PREFIX = "prefix"
     COOLDOWN = "cooldown"
     HOUR = "hour"
@@ -49,10 +51,15 @@ class Refusal:
 
 
 def destination_refusal(limits: Limits, number: PhoneNumber) -> Refusal | None:
-    """Numbers we never send codes to, whoever asks and however rarely."""
+    """Numbers we never send codes to, whoever asks and however rarely: a number must be on
+    every allow-list that is set (calling codes, regions) and on no deny-list (calling codes,
+    regions, prefixes). Regions matter because a calling code spans several countries: +1 is
+    also Jamaica's +1 876, +44 also Jersey's +44 7797."""
     if limits.allowed_country_codes and number.country_code not in limits.allowed_country_codes:
         return Refusal(Rule.COUNTRY)
-    if number.country_code in limits.denied_country_codes:
+    if limits.allowed_regions and number.region not in limits.allowed_regions:
+        return Refusal(Rule.COUNTRY)
+    if number.country_code in limits.denied_country_codes or number.region in limits.denied_regions:
         return Refusal(Rule.COUNTRY)
     if any(number.e164.startswith(prefix) for prefix in limits.denied_number_prefixes):
         return Refusal(Rule.PREFIX)

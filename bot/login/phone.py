@@ -1,5 +1,5 @@
-"""Phone numbers: parsing what users type, the E.164 form we store, and the masked and
-hashed forms that are all logs and counters ever see."""
+"""Phone numbers: parsing what users type, the E.164 form we store, the region a number
+belongs to, and the masked and hashed forms that are all logs and counters ever see."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ from dataclasses import dataclass
 
 import phonenumbers
 
+# The region phonenumbers gives numbers that belong to no country (+800, +870, +882...).
+NON_GEOGRAPHIC = phonenumbers.REGION_CODE_FOR_NON_GEO_ENTITY
+
 # Digits, spaces and the usual punctuation of written numbers; anything longer than this is
 # not a phone number and is not worth handing to the parser.
 _MAX_INPUT = 40
@@ -16,10 +19,13 @@ _MAX_INPUT = 40
 
 @dataclass(frozen=True, slots=True)
 class PhoneNumber:
-    """A valid number in E.164 form (`+447400123123`) with its country calling code."""
+    """A valid number in E.164 form (`+447400123123`) with its country calling code and its
+    region: the ISO 3166 alpha-2 code phonenumbers reports (`GB`; `JE` for Jersey's +44 7797,
+    `JM` for +1 876), or `NON_GEOGRAPHIC`."""
 
     e164: str
     country_code: int
+    region: str
 
     @property
     def digits(self) -> str:
@@ -60,7 +66,11 @@ def parse(text: str) -> PhoneNumber | None:
     if not (7 <= len(digits) <= 15 and digits[0] != "0"):
         # Valid for phonenumbers but not E.164 as Verify takes it (7 to 15 digits).
         return None
-    return PhoneNumber(e164=e164, country_code=int(number.country_code or 0))
+    return PhoneNumber(
+        e164=e164,
+        country_code=int(number.country_code or 0),
+        region=phonenumbers.region_code_for_number(number) or NON_GEOGRAPHIC,
+    )
 
 
 def parse_e164(e164: str) -> PhoneNumber:
@@ -69,6 +79,17 @@ def parse_e164(e164: str) -> PhoneNumber:
     if number is None:
         raise ValueError("not a valid stored E.164 number")
     return number
+
+
+def is_region(code: str) -> bool:
+    """Whether `code` is an ISO 3166 alpha-2 region phonenumbers knows numbers of (`JM`)."""
+    return code in phonenumbers.SUPPORTED_REGIONS
+
+
+def region_calling_code(region: str) -> int:
+    """The country calling code of a region (`JM`: 1; 0 for a region phonenumbers does not
+    know)."""
+    return int(phonenumbers.country_code_for_region(region))
 
 
 def pretty(e164: str) -> str:

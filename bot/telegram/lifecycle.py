@@ -148,6 +148,8 @@ def make_services(
         global_starts_per_hour=settings.limit_global_starts_per_hour,
         allowed_country_codes=frozenset(settings.allowed_country_codes),
         denied_country_codes=frozenset(settings.denied_country_codes),
+        allowed_regions=frozenset(settings.allowed_regions),
+        denied_regions=frozenset(settings.denied_regions),
         denied_number_prefixes=tuple(settings.denied_number_prefixes),
     )
     login = LoginService(

@@ -172,7 +172,7 @@ async def revoke_button(update: Update, context: BotContext, admin: int) -> None
 
 @admin_only
 async def stats(update: Update, context: BotContext, admin: int) -> None:
-    """/stats [days]: starts, verified, conversion, failures and limits, per day and country."""
+    """/stats [days]: starts, verified, conversion, failures and limits, per day and region."""
     days = 7
     if context.args:
         arg = context.args[0]
