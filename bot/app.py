@@ -5,6 +5,8 @@ Building one opens nothing; `bot.telegram.lifecycle.running` starts it with its 
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from telegram import Update
 from telegram.ext import (
     Application,
@@ -20,7 +22,7 @@ from telegram.ext import (
 
 from bot.config import Settings
 from bot.telegram import commands
-from bot.telegram.commands import When
+from bot.telegram.commands import Chats, When
 from bot.telegram.handlers import admin, common, login
 from bot.telegram.handlers.base import BotApp, BotContext, BotData
 from bot.telegram.handlers.errors import on_error
@@ -55,7 +57,7 @@ def build_application(settings: Settings) -> BotApp:
         .get_updates_request(AiohttpRequest(connection_pool_size=1))
         .build()
     )
-    add_handlers(application)
+    add_handlers(application, admin_ids=settings.bot_admin_ids)
     return application
 
 
@@ -66,12 +68,14 @@ def update_processor(settings: Settings) -> BaseUpdateProcessor:
     return ChatOrderedUpdateProcessor(max_concurrent_updates=settings.max_concurrent_updates)
 
 
-def add_handlers(application: BotApp) -> None:
+def add_handlers(application: BotApp, *, admin_ids: Collection[int]) -> None:
     """Every handler, top to bottom. Order matters! Within a group only the first handler
-    that accepts an update answers it."""
+    that accepts an update answers it. Admin commands match BOT_ADMIN_IDS only: to anyone
+    else they do not exist."""
+    admins = filters.User(user_id=admin_ids)
     conversation = login.login_conversation(
-        entry_points=commands.handlers(When.STARTS_FLOW),
-        fallbacks=commands.handlers(When.IN_FLOW),
+        entry_points=commands.handlers(When.STARTS_FLOW, admins=admins),
+        fallbacks=commands.handlers(When.IN_FLOW, admins=admins),
     )
 
     # Group -1, before anything reads it: the chat's login step, loaded from the database.
@@ -79,7 +83,7 @@ def add_handlers(application: BotApp) -> None:
 
     # Order matters! Commands answered at any time (admin ones included) come before the
     # conversation, which claims every private update while a login waits.
-    application.add_handlers(commands.handlers(When.ALWAYS))
+    application.add_handlers(commands.handlers(When.ALWAYS, admins=admins))
 
     # The login conversation: /login, then the number, then the code.
     application.add_handler(conversation)
@@ -96,15 +100,21 @@ def add_handlers(application: BotApp) -> None:
 
     # Commands answered differently with no login in progress (during one, the conversation
     # has already taken them).
-    application.add_handlers(commands.handlers(When.OUTSIDE_FLOW))
+    application.add_handlers(commands.handlers(When.OUTSIDE_FLOW, admins=admins))
 
     # Order matters! The catch-alls come last. In a group, a private command gets a pointer
-    # to the private chat; edits outside a flow change nothing and get no answer; any other
-    # private message gets a pointer to /login (or to /whoami and /logout when logged in).
+    # to the private chat (an admin command, for admins only); edits outside a flow change
+    # nothing and get no answer; any other private message gets a pointer to /login (or to
+    # /whoami and /logout when logged in).
     application.add_handlers(
         [
             CommandHandler(
                 commands.private_names(), common.private_only, filters=filters.ChatType.GROUPS
+            ),
+            CommandHandler(
+                commands.private_names(Chats.ADMIN),
+                common.private_only,
+                filters=filters.ChatType.GROUPS & admins,
             ),
             MessageHandler(
                 filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE, common.outside_flow

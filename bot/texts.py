@@ -105,7 +105,6 @@ OUTSIDE_FLOW_LOGGED_IN = "You are logged in as {number}. /whoami shows your logi
 EXPIRED_NOTICE = "Your code expired before it was used. Send /login to get a new one."
 PRIVATE_ONLY = "For your privacy, logging in happens in a private chat with me: {link}"
 
-NOT_ALLOWED = "Sorry, I don't know that command. /help lists what I can do."
 USERS_EMPTY = "No verified users yet."
 USERS_HEADER = "Verified users ({total}), page {page} of {pages}:"
 USERS_LINE = "{number} · chat {chat_id} · {name} · {when}"
@@ -188,5 +187,12 @@ REVOKE_YES = "Yes, revoke"
 REVOKE_NO = "No"
 REVOKED = "Revoked: {number} (chat {chat_id}) is logged out."
 REVOKE_KEPT = "Nothing was revoked."
+REVOKE_EXPIRED = (
+    "Nothing was revoked: this confirmation is more than {minutes} minutes old. Send /revoke again."
+)
+REVOKE_CHANGED = (
+    "Nothing was revoked: that login has changed since you were asked (it ended, or the "
+    "chat logged in again). Send /revoke again to see the current one."
+)
 REVOKE_NOTHING = "{query} is not logged in."
 STATS_USAGE = "Usage: /stats [days], days from 1 to 366"

@@ -134,13 +134,16 @@ async def saved_step(db: async_sessionmaker[AsyncSession], chat_id: int) -> str 
 
 def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """`python -m bot ARGS` with only the given environment (plus PATH), from an empty
-    directory so no developer's .env is read."""
-    return subprocess.run(  # noqa: S603 - our own interpreter and module
+    directory so no developer's .env is read. The output is decoded exactly as written
+    (no newline translation: a CR inside a CSV cell stays a CR)."""
+    result = subprocess.run(  # noqa: S603 - our own interpreter and module
         [sys.executable, "-m", "bot", *args],
         cwd=tempfile.gettempdir(),
         capture_output=True,
-        text=True,
         env={"PATH": os.environ.get("PATH", ""), **env},
         timeout=60,
         check=False,
+    )
+    return subprocess.CompletedProcess(
+        result.args, result.returncode, result.stdout.decode(), result.stderr.decode()
     )

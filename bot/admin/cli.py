@@ -1,5 +1,5 @@
 """The admin command line: reads the same database as the bot and needs only DATABASE_URL
-(and NUMBER_HASH_KEY, if the bot has one, to find a number's history)."""
+(and the bot's NUMBER_HASH_KEY for the commands that hash a number)."""
 
 from __future__ import annotations
 
@@ -8,20 +8,18 @@ import csv
 import getpass
 import json
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, ProgrammingError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.admin import reports
 from bot.admin.service import AdminService, Counts, Stats, parse_target
 from bot.clock import utcnow
 from bot.config import DatabaseSettings, hash_key
-from bot.db import repo
 from bot.db.engine import is_sqlite, make_engine, make_sessionmaker
 from bot.db.models import AuthEvent, VerifiedUser
 from bot.login.audit import Audit
@@ -38,8 +36,7 @@ def add_admin_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
         help="list the chats that are logged in, newest first",
         description="List the chats that are logged in, newest first (streamed).",
     )
-    form = listing.add_mutually_exclusive_group()
-    form.add_argument("--json", action="store_true", help="a JSON array instead of a table")
+    form = _add_json_forms(listing, "a JSON array of logins instead of a table")
     form.add_argument("--csv", action="store_true", help="CSV with a header row")
     show = users_commands.add_parser(
         "show",
@@ -62,7 +59,7 @@ def add_admin_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
     )
     events.add_argument("--since", type=_date, help="from this date (YYYY-MM-DD, UTC) or time")
     events.add_argument("--chat", type=int, help="only this chat id")
-    events.add_argument("--json", action="store_true", help="one JSON object per line")
+    _add_json_forms(events, "a JSON array of events instead of text")
 
     stats = commands.add_parser(
         "stats",
@@ -71,27 +68,49 @@ def add_admin_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
         "conversion rate in a region is flagged as possible SMS pumping.",
     )
     stats.add_argument("--days", type=int, default=7, help="how many days back (default 7)")
-    stats.add_argument("--json", action="store_true", help="JSON instead of text")
+    _add_json_forms(stats, "one JSON object instead of text")
+
+
+def _add_json_forms(
+    command: argparse.ArgumentParser, json_help: str
+) -> argparse._MutuallyExclusiveGroup:
+    """`--json` and `--jsonl`, which every command that prints records has; one at a time."""
+    form = command.add_mutually_exclusive_group()
+    form.add_argument("--json", action="store_true", help=json_help)
+    form.add_argument("--jsonl", action="store_true", help="one JSON object per line (JSON Lines)")
+    return form
 
 
 def run_admin_command(args: argparse.Namespace, settings: DatabaseSettings) -> int:
     """Run one admin command; returns the exit status."""
     import asyncio
 
-    if args.command == "users" and args.users_command == "list":
-        return asyncio.run(users_list(settings, form=_form(args), out=sys.stdout))
-    if args.command == "users":
-        return asyncio.run(_with_admin(settings, lambda admin: _user_command(admin, args)))
-    if args.command == "events":
-        return asyncio.run(events_list(settings, args=args, out=sys.stdout))
-    if args.days < 1 or args.days > 366:
+    if args.command == "stats" and not 1 <= args.days <= 366:
         print("error: --days must be from 1 to 366", file=sys.stderr)
         return EXIT_USAGE
-    return asyncio.run(_with_admin(settings, lambda admin: _stats(admin, args), readonly=True))
+    # Only `users show` and `users revoke` hash a number (to find its history, to record it):
+    # they need the bot's own key; the rest run on DATABASE_URL alone.
+    hashes = args.command == "users" and args.users_command in ("show", "revoke")
+    key = hash_key(settings) if hashes else None
+    return asyncio.run(_with_admin(settings, key, lambda admin: _command(admin, args)))
+
+
+async def _command(admin: AdminService, args: argparse.Namespace) -> int:
+    if args.command == "users" and args.users_command == "list":
+        return await users_list(admin, form=_form(args), out=sys.stdout)
+    if args.command == "users":
+        return await _user_command(admin, args)
+    if args.command == "events":
+        return await events_list(admin, args=args, out=sys.stdout)
+    return await _stats(admin, args)
 
 
 def _form(args: argparse.Namespace) -> str:
-    return "json" if args.json else "csv" if args.csv else "table"
+    """The output form a command was asked for: json, jsonl, csv or its plain text."""
+    for form in ("json", "jsonl", "csv"):
+        if getattr(args, form, False):
+            return form
+    return "text"
 
 
 def _date(text: str) -> datetime:
@@ -139,20 +158,28 @@ def _missing_sqlite_file(database_url: str) -> str | None:
     return None if Path(path).is_file() else path
 
 
-async def _on_database(
+async def _with_admin(
     settings: DatabaseSettings,
-    work: Callable[[async_sessionmaker[AsyncSession]], Awaitable[int]],
-    *,
-    readonly: bool = True,
+    key: bytes | None,
+    work: Callable[[AdminService], Awaitable[int]],
 ) -> int:
+    """Run `work` with an AdminService on the database. Lookups, exports and revocations
+    write audit events; reading goes through read-only sessions (on SQLite these take no
+    lock, so a long export never holds up the bot)."""
     missing = _missing_sqlite_file(settings.database_url)
     if missing is not None:
         # Opening it would create an empty database: say what is wrong instead.
         print(f"error: cannot read the database: no file {missing}", file=sys.stderr)
         return 1
     engine = make_engine(settings.database_url, pool_size=1)
+    admin = AdminService(
+        sessions=make_sessionmaker(engine),
+        readers=make_sessionmaker(engine, readonly=True),
+        audit=Audit(hash_key=key, clock=utcnow),
+        clock=utcnow,
+    )
     try:
-        return await work(make_sessionmaker(engine, readonly=readonly))
+        return await work(admin)
     except (OperationalError, ProgrammingError) as error:
         print(
             f"error: cannot read the database ({type(error.orig).__name__}); "
@@ -162,24 +189,6 @@ async def _on_database(
         return 1
     finally:
         await engine.dispose()
-
-
-async def _with_admin(
-    settings: DatabaseSettings,
-    work: Callable[[AdminService], Awaitable[int]],
-    *,
-    readonly: bool = False,
-) -> int:
-    """An AdminService on the database. Lookups and revocations write audit events; commands
-    that only read pass `readonly` (no write lock on SQLite)."""
-    audit = Audit(hash_key=hash_key(settings), clock=utcnow)
-
-    async def run(sessions: async_sessionmaker[AsyncSession]) -> int:
-        return await work(
-            AdminService(sessions=sessions, readers=sessions, audit=audit, clock=utcnow)
-        )
-
-    return await _on_database(settings, run, readonly=readonly)
 
 
 def _actor() -> str:
@@ -211,10 +220,12 @@ async def _user_command(admin: AdminService, args: argparse.Namespace) -> int:
 
 async def _stats(admin: AdminService, args: argparse.Namespace) -> int:
     stats = await admin.stats(args.days)
-    if args.json:
-        print(json.dumps(stats_record(stats), indent=2))
-    else:
+    form = _form(args)
+    if form == "text":
         print(reports.stats_text(stats))
+    else:
+        # One report, not a listing: an object (indented for --json, one line for --jsonl).
+        print(json.dumps(stats_record(stats), indent=2 if form == "json" else None))
     return 0
 
 
@@ -238,64 +249,66 @@ def stats_record(stats: Stats) -> dict[str, object]:
     }
 
 
-async def users_list(settings: DatabaseSettings, *, form: str, out: TextIO) -> int:
-    """Print every current login, newest first, as a table, JSON or CSV (streamed)."""
-
-    async def work(sessions: async_sessionmaker[AsyncSession]) -> int:
-        async with sessions() as session:
-            if form == "json":
-                await _write_json(session, out)
-            elif form == "csv":
-                await _write_csv(session, out)
-            else:
-                await _write_table(session, out)
-        return 0
-
-    return await _on_database(settings, work)
+async def users_list(admin: AdminService, *, form: str, out: TextIO) -> int:
+    """Print every current login, newest first, as a table, JSON, JSON Lines or CSV
+    (streamed)."""
+    logins = admin.export_logins(by=_actor())
+    if form in ("json", "jsonl"):
+        await _write_records((user_record(user) async for user in logins), form=form, out=out)
+    elif form == "csv":
+        await _write_csv(logins, out)
+    else:
+        await _write_table(logins, out)
+    return 0
 
 
-async def events_list(settings: DatabaseSettings, *, args: argparse.Namespace, out: TextIO) -> int:
+async def events_list(admin: AdminService, *, args: argparse.Namespace, out: TextIO) -> int:
     """Print audit events in time order (streamed)."""
-
-    async def work(sessions: async_sessionmaker[AsyncSession]) -> int:
-        async with sessions() as session:
-            async for event in repo.stream_events(session, since=args.since, chat_id=args.chat):
-                if args.json:
-                    out.write(json.dumps(event_record(event)) + "\n")
-                else:
-                    out.write(f"{reports.event_line(event)}  chat {event.chat_id}\n")
-        return 0
-
-    return await _on_database(settings, work)
+    events = admin.export_events(since=args.since, chat_id=args.chat, by=_actor())
+    form = _form(args)
+    if form == "text":
+        async for event in events:
+            out.write(f"{reports.event_line(event)}  chat {event.chat_id}\n")
+    else:
+        await _write_records((event_record(event) async for event in events), form=form, out=out)
+    return 0
 
 
-async def _write_json(session: AsyncSession, out: TextIO) -> None:
-    out.write("[")
-    first = True
-    async for user in repo.stream_logins(session):
-        out.write("\n  " if first else ",\n  ")
-        out.write(json.dumps(user_record(user), ensure_ascii=False))
-        first = False
-    out.write("\n]\n" if not first else "]\n")
+async def _write_records(
+    records: AsyncIterator[dict[str, object]], *, form: str, out: TextIO
+) -> None:
+    """JSON records as they come, never all in memory: one array (`json`), written item by
+    item, or one object per line (`jsonl`). Non-ASCII is escaped, so no character that
+    users wrote reaches a terminal raw."""
+    if form == "jsonl":
+        async for record in records:
+            out.write(json.dumps(record) + "\n")
+        return
+    separator = "[\n  "
+    async for record in records:
+        out.write(separator + json.dumps(record))
+        separator = ",\n  "
+    out.write("[]\n" if separator.startswith("[") else "\n]\n")
 
 
-async def _write_csv(session: AsyncSession, out: TextIO) -> None:
-    writer = csv.DictWriter(
-        out,
-        fieldnames=["chat_id", "user_id", "phone_number", "verified_at", "username", "full_name"],
-    )
-    writer.writeheader()
-    async for user in repo.stream_logins(session):
-        writer.writerow(user_record(user))
+CSV_COLUMNS = ["chat_id", "user_id", "phone_number", "verified_at", "username", "full_name"]
 
 
-async def _write_table(session: AsyncSession, out: TextIO) -> None:
+async def _write_csv(logins: AsyncIterator[VerifiedUser], out: TextIO) -> None:
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    async for user in logins:
+        record = user_record(user)
+        writer.writerow([reports.spreadsheet_safe(record[column]) for column in CSV_COLUMNS])
+
+
+async def _write_table(logins: AsyncIterator[VerifiedUser], out: TextIO) -> None:
     header = ("PHONE NUMBER", "CHAT ID", "USER ID", "NAME", "VERIFIED AT (UTC)")
     widths = (16, 14, 14, 30, 19)
     line = "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))
     out.write(line.rstrip() + "\n")
     count = 0
-    async for user in repo.stream_logins(session):
+    async for user in logins:
         cells = (
             user.phone_number,
             str(user.chat_id),

@@ -1,20 +1,60 @@
 """Plain-text renderings of admin answers, shared by the Telegram commands and the command
-line (numbers in full: only admins see these)."""
+line (numbers in full: only admins see these), and the two rules that make what users wrote
+safe to show: on a terminal, and in a spreadsheet."""
 
 from __future__ import annotations
+
+import re
+import unicodedata
 
 from bot import texts
 from bot.admin.service import Stats, UserReport
 from bot.db.models import AuthEvent
 from bot.login import phone
 
+# Control characters (ANSI escape sequences, C1 controls such as CSI, newlines) can repaint
+# an operator's terminal or forge table rows; format characters (bidi overrides and isolates,
+# zero-width spaces) reorder or hide what is shown. Zero-width (non-)joiners are format
+# characters too, but part of how several scripts and emoji are written, and move nothing.
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+_JOINERS = frozenset({"\u200c", "\u200d"})
+# OWASP's CSV injection rule (with the NUL of ASVS 1.2.10): a cell starting with one of these
+# is a formula to a spreadsheet.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\0")
+# A plus and digits only (every phone_number we store) is a number to a spreadsheet, not a
+# formula: it can call nothing, so it is exported as it is.
+_PLAIN_NUMBER = re.compile(r"\+[0-9]{1,15}")
+
+
+def terminal_safe(text: str) -> str:
+    """`text` with every control and format character written as a visible escape (`\\x1b`,
+    `\\u202e`), so that what users wrote cannot act on the screen that shows it."""
+    return "".join(
+        char.encode("unicode_escape").decode("ascii")
+        if unicodedata.category(char) in _UNSAFE_CATEGORIES and char not in _JOINERS
+        else char
+        for char in text
+    )
+
+
+def spreadsheet_safe(cell: object) -> object:
+    """A CSV cell as a spreadsheet will show it rather than run it: text starting like a
+    formula gets a leading `'` (OWASP); other values are unchanged."""
+    if (
+        isinstance(cell, str)
+        and cell.startswith(_FORMULA_START)
+        and not _PLAIN_NUMBER.fullmatch(cell)
+    ):
+        return "'" + cell
+    return cell
+
 
 def display_name(full_name: str | None, username: str | None) -> str:
-    """`Ada Lovelace (@ada)`, or whichever part is known."""
+    """`Ada Lovelace (@ada)`, or whichever part is known; safe to show on a terminal."""
     name = full_name or ""
     if username:
         name = f"{name} (@{username})".strip()
-    return name or "?"
+    return terminal_safe(name) or "?"
 
 
 def event_line(event: AuthEvent) -> str:
@@ -23,7 +63,7 @@ def event_line(event: AuthEvent) -> str:
     if event.number_masked:
         parts.append(event.number_masked)
     if event.detail:
-        parts.append(f"({event.detail})")
+        parts.append(f"({terminal_safe(event.detail)})")
     return " ".join(parts)
 
 
@@ -32,7 +72,7 @@ def user_report(report: UserReport) -> str:
     login = report.login
     if login is None and not report.events and not report.chats_of_number:
         query = report.target.e164 or report.target.username or report.target.chat_id
-        return texts.USER_NOT_FOUND.format(query=query)
+        return texts.USER_NOT_FOUND.format(query=terminal_safe(str(query)))
     lines: list[str] = []
     if login is not None:
         lines.append(

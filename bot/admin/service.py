@@ -4,8 +4,9 @@ Every lookup is itself recorded in the audit trail."""
 
 from __future__ import annotations
 
+import enum
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -23,6 +24,10 @@ from bot.login.steps import NoticeKind
 PUMPING_CONVERSION = 0.3
 PUMPING_MIN_STARTS = 10
 HISTORY = 20
+NUMBER_KEY_LENGTH = 12  # hex digits of the number's keyed hash a confirmation carries
+# How long a /revoke confirmation can be acted on: time enough to read it, not so long that a
+# forgotten message ends a login much later.
+REVOKE_CONFIRM_SECONDS = 10 * 60
 
 # A key of the statistics: a calling code or a place.
 K = TypeVar("K", int, str)
@@ -48,6 +53,25 @@ class UserReport:
     events: Sequence[AuthEvent]
     # For a number: the chats that used it before, newest first.
     chats_of_number: Sequence[int] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Confirmation:
+    """What an admin was asked to confirm: the login shown (the chat, the number as a short
+    keyed hash, and when it logged in: logging in again makes another login) and when."""
+
+    chat_id: int
+    number_key: str
+    verified_at: datetime
+    shown_at: datetime
+
+
+class RevokeOutcome(enum.Enum):
+    """What pressing "revoke" did."""
+
+    REVOKED = "revoked"
+    CHANGED = "changed"  # the login shown has ended or been replaced: nothing revoked
+    EXPIRED = "expired"  # the confirmation is too old: nothing revoked
 
 
 @dataclass(slots=True)
@@ -181,34 +205,100 @@ class AdminService:
             )
         return UserReport(target, login, chat_id, events, chats)
 
+    async def export_logins(self, *, by: str) -> AsyncIterator[VerifiedUser]:
+        """Every current login, newest first, streamed; the export is recorded as a lookup
+        before anything is shown."""
+        async with self._sessions.begin() as session:
+            await self._audit.record(
+                session, Event.ADMIN_LOOKUP, chat_id=0, detail=f"by {by}: users list"
+            )
+        async with self._readers() as session:
+            async for login in repo.stream_logins(session):
+                yield login
+
+    async def export_events(
+        self, *, since: datetime | None, chat_id: int | None, by: str
+    ) -> AsyncIterator[AuthEvent]:
+        """The audit trail in time order as it stood when asked (so without this lookup,
+        which is recorded before anything is shown), streamed."""
+        asked = self._now()
+        async with self._sessions.begin() as session:
+            await self._audit.record(
+                session, Event.ADMIN_LOOKUP, chat_id=chat_id or 0, detail=f"by {by}: events"
+            )
+        async with self._readers() as session:
+            async for event in repo.stream_events(
+                session, since=since, until=asked, chat_id=chat_id
+            ):
+                yield event
+
     async def revoke(self, target: Target, *, by: str) -> VerifiedUser | None:
         """End the target's login; the user is told on their next message."""
         async with self._sessions.begin() as session:
             login = await self._find_login(session, target)
-            if login is None:
-                return None
-            await repo.delete_login(session, chat_id=login.chat_id)
-            await self._audit.record(
-                session,
-                Event.REVOKED,
-                chat_id=login.chat_id,
-                user_id=login.user_id,
-                e164=login.phone_number,
-                detail=f"by {by}",
-            )
-            await repo.put_notice(
-                session,
-                chat_id=login.chat_id,
-                kind=NoticeKind.REVOKED,
-                phone_number=login.phone_number,
-                at=self._now(),
-            )
+            if login is not None:
+                await self._end_login(session, login, by=by)
         return login
 
-    async def login_of(self, target: Target) -> VerifiedUser | None:
-        """The target's current login, without recording a lookup (for confirmations)."""
-        async with self._readers() as session:
-            return await self._find_login(session, target)
+    async def offer_revoke(
+        self, target: Target, *, by: str
+    ) -> tuple[VerifiedUser, Confirmation] | None:
+        """The target's current login, to show before revoking it (recorded as a lookup:
+        it shows the number, or the chat, the admin may not have known), and what the
+        confirmation stands for."""
+        async with self._sessions.begin() as session:
+            login = await self._find_login(session, target)
+            await self._audit.record(
+                session,
+                Event.ADMIN_LOOKUP,
+                chat_id=login.chat_id if login is not None else target.chat_id or 0,
+                e164=login.phone_number if login is not None else target.e164,
+                detail=f"by {by}: revoke {target.kind}",
+            )
+        if login is None:
+            return None
+        return login, Confirmation(
+            login.chat_id, self._number_key(login), login.verified_at, shown_at=self._now()
+        )
+
+    async def revoke_confirmed(
+        self, confirmation: Confirmation, *, by: str
+    ) -> tuple[RevokeOutcome, VerifiedUser | None]:
+        """End the login an admin confirmed, if it is still the one shown and the
+        confirmation is fresh; otherwise change nothing."""
+        age = (self._now() - confirmation.shown_at).total_seconds()
+        if age > REVOKE_CONFIRM_SECONDS:
+            return RevokeOutcome.EXPIRED, None
+        async with self._sessions.begin() as session:
+            login = await repo.get_login(session, chat_id=confirmation.chat_id)
+            if login is None or (self._number_key(login), login.verified_at) != (
+                confirmation.number_key,
+                confirmation.verified_at,
+            ):
+                return RevokeOutcome.CHANGED, None
+            await self._end_login(session, login, by=by)
+        return RevokeOutcome.REVOKED, login
+
+    def _number_key(self, login: VerifiedUser) -> str:
+        return self._audit.hash(login.phone_number)[:NUMBER_KEY_LENGTH]
+
+    async def _end_login(self, session: AsyncSession, login: VerifiedUser, *, by: str) -> None:
+        await repo.delete_login(session, chat_id=login.chat_id)
+        await self._audit.record(
+            session,
+            Event.REVOKED,
+            chat_id=login.chat_id,
+            user_id=login.user_id,
+            e164=login.phone_number,
+            detail=f"by {by}",
+        )
+        await repo.put_notice(
+            session,
+            chat_id=login.chat_id,
+            kind=NoticeKind.REVOKED,
+            phone_number=login.phone_number,
+            at=self._now(),
+        )
 
     async def stats(self, days: int) -> Stats:
         """Starts, verifications, failures and limits over the last `days` days (UTC days)."""

@@ -410,12 +410,18 @@ async def chats_of_number(session: AsyncSession, *, number_hash: str) -> Sequenc
 
 
 async def stream_events(
-    session: AsyncSession, *, since: datetime | None = None, chat_id: int | None = None
+    session: AsyncSession,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    chat_id: int | None = None,
 ) -> AsyncIterator[AuthEvent]:
-    """Events in time order, fetched in batches."""
+    """Events in time order (from `since`, before `until`), fetched in batches."""
     query = select(AuthEvent).order_by(AuthEvent.at, AuthEvent.id)
     if since is not None:
         query = query.where(AuthEvent.at >= since)
+    if until is not None:
+        query = query.where(AuthEvent.at < until)
     if chat_id is not None:
         query = query.where(AuthEvent.chat_id == chat_id)
     result = await session.stream(query.execution_options(yield_per=1000))

@@ -34,12 +34,15 @@ class Event(enum.StrEnum):
 class Audit:
     """Writes audit events."""
 
-    def __init__(self, *, hash_key: bytes, clock: Callable[[], datetime]) -> None:
+    def __init__(self, *, hash_key: bytes | None, clock: Callable[[], datetime]) -> None:
+        # None: events without numbers only (a command-line command run without the key).
         self._hash_key = hash_key
         self._now = clock
 
     def hash(self, e164: str) -> str:
         """The keyed hash under which a number is recorded."""
+        if self._hash_key is None:
+            raise RuntimeError("a number hashed by an Audit made without the key")
         return phone.number_hash(e164, key=self._hash_key)
 
     async def record(

@@ -29,7 +29,9 @@ class Chats(enum.Enum):
 
     ANY = "any"  # groups too: the answer holds nothing about anyone
     PRIVATE = "private"  # private chats; in a group, a pointer to the private chat
-    ADMIN = "admin"  # as PRIVATE, for BOT_ADMIN_IDS only (the callback refuses anyone else)
+    # As PRIVATE, for BOT_ADMIN_IDS only: to anyone else the command does not exist (it gets
+    # what an unknown command gets; in a group, nothing).
+    ADMIN = "admin"
 
 
 class When(enum.Enum):
@@ -54,10 +56,16 @@ class Command:
     menu: str | None = None
     args: str = ""  # shown after the name in /help, such as "[page]"
 
-    def handler(self) -> Handler:
-        """The handler that answers this command."""
-        private = None if self.chats is Chats.ANY else filters.ChatType.PRIVATE
-        return CommandHandler(list(self.names), self.callback, filters=private)
+    def handler(self, admins: filters.User) -> Handler:
+        """The handler that answers this command (`admins`: BOT_ADMIN_IDS as a filter)."""
+        where: filters.BaseFilter | None = None
+        if self.chats is Chats.PRIVATE:
+            where = filters.ChatType.PRIVATE
+        elif self.chats is Chats.ADMIN:
+            # Anyone else's update is not matched at all, so it falls through to exactly the
+            # handlers an unknown command reaches.
+            where = filters.ChatType.PRIVATE & admins
+        return CommandHandler(list(self.names), self.callback, filters=where)
 
 
 async def show_help(update: Update, context: BotContext) -> None:
@@ -97,14 +105,15 @@ COMMANDS: tuple[Command, ...] = (
 )
 
 
-def handlers(when: When) -> list[Handler]:
+def handlers(when: When, *, admins: filters.User) -> list[Handler]:
     """The handlers of the commands answered at that point of a login, in table order."""
-    return [command.handler() for command in COMMANDS if command.when is when]
+    return [command.handler(admins) for command in COMMANDS if command.when is when]
 
 
-def private_names() -> list[str]:
-    """The names of the commands that are answered in private chats only."""
-    names = [name for c in COMMANDS if c.chats is not Chats.ANY for name in c.names]
+def private_names(chats: Chats = Chats.PRIVATE) -> list[str]:
+    """The names of the commands answered in private chats only (`Chats.PRIVATE`), or of the
+    admin commands (`Chats.ADMIN`)."""
+    names = [name for c in COMMANDS if c.chats is chats for name in c.names]
     return list(dict.fromkeys(names))
 
 

@@ -1,17 +1,19 @@
 """Admin commands: only for the Telegram user ids in BOT_ADMIN_IDS, only in private chats.
-Anyone else gets the same answer as for an unknown command, which reveals nothing."""
+The handlers match only admins' updates: to anyone else the commands do not exist, so they get
+exactly what an unknown command gets, which reveals nothing."""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 
 from bot import texts
 from bot.admin import reports
-from bot.admin.service import Target, parse_target
+from bot.admin.service import REVOKE_CONFIRM_SECONDS, Confirmation, RevokeOutcome, parse_target
 from bot.login import phone
 from bot.telegram.handlers.base import BotContext, edit_quietly, is_private, reply
 
@@ -28,10 +30,11 @@ def _admin_id(update: Update, context: BotContext) -> int | None:
 
 
 async def _refuse(update: Update) -> None:
+    # The command handlers' filters keep other people's commands away (bot.telegram.commands);
+    # a button press (or an admin removed from BOT_ADMIN_IDS since it was sent) is only
+    # acknowledged.
     if update.callback_query is not None:
         await update.callback_query.answer()
-    else:
-        await reply(update, texts.NOT_ALLOWED)
 
 
 AdminCallback = Callable[[Update, BotContext, int], Coroutine[Any, Any, None]]
@@ -40,8 +43,8 @@ AdminCallback = Callable[[Update, BotContext, int], Coroutine[Any, Any, None]]
 def admin_only(
     callback: AdminCallback,
 ) -> Callable[[Update, BotContext], Coroutine[Any, Any, None]]:
-    """Run the callback (with the admin's user id) for admins in a private chat; refuse
-    anyone else exactly as an unknown command is refused."""
+    """Run the callback (with the admin's user id) for admins in a private chat; do nothing
+    for anyone else."""
 
     @functools.wraps(callback)
     async def checked(update: Update, context: BotContext) -> None:
@@ -120,21 +123,23 @@ async def user(update: Update, context: BotContext, admin: int) -> None:
 
 @admin_only
 async def revoke(update: Update, context: BotContext, admin: int) -> None:
-    """/revoke <number | chat id>: ask for confirmation, then end that login."""
+    """/revoke <number | chat id>: show the login and ask for confirmation (a button bound to
+    that login, which expires)."""
     query = " ".join(context.args or [])
     target = parse_target(query)
     if target is None or target.kind == "username":
         await reply(update, texts.REVOKE_USAGE)
         return
-    login = await context.services.admin.login_of(target)
-    if login is None:
+    offer = await context.services.admin.offer_revoke(target, by=f"admin {admin}")
+    if offer is None:
         await reply(update, texts.REVOKE_NOTHING.format(query=query))
         return
+    login, confirmation = offer
     buttons = InlineKeyboardMarkup(
         [
             [
                 InlineKeyboardButton(
-                    texts.REVOKE_YES, callback_data=f"{REVOKE_CALLBACK}{login.chat_id}"
+                    texts.REVOKE_YES, callback_data=REVOKE_CALLBACK + _encode(confirmation)
                 ),
                 InlineKeyboardButton(texts.REVOKE_NO, callback_data=f"{REVOKE_CALLBACK}no"),
             ]
@@ -149,25 +154,66 @@ async def revoke(update: Update, context: BotContext, admin: int) -> None:
 
 @admin_only
 async def revoke_button(update: Update, context: BotContext, admin: int) -> None:
-    """The confirmation of /revoke."""
+    """The confirmation of /revoke: end the login shown, if it is still the chat's login and
+    the question is fresh."""
     query = update.callback_query
     if query is None:
         return
     await query.answer()
-    raw = (query.data or "").removeprefix(REVOKE_CALLBACK)
-    if not raw.removeprefix("-").isdigit():
+    confirmation = _decode((query.data or "").removeprefix(REVOKE_CALLBACK))
+    if confirmation is None:
         await edit_quietly(update, texts.REVOKE_KEPT)
         return
-    revoked = await context.services.admin.revoke(
-        Target("chat", chat_id=int(raw)), by=f"admin {admin}"
+    outcome, revoked = await context.services.admin.revoke_confirmed(
+        confirmation, by=f"admin {admin}"
     )
-    if revoked is None:
-        await edit_quietly(update, texts.REVOKE_NOTHING.format(query=f"chat {raw}"))
-        return
-    await edit_quietly(
-        update,
-        texts.REVOKED.format(number=phone.pretty(revoked.phone_number), chat_id=revoked.chat_id),
+    if outcome is RevokeOutcome.EXPIRED:
+        await edit_quietly(
+            update, texts.REVOKE_EXPIRED.format(minutes=REVOKE_CONFIRM_SECONDS // 60)
+        )
+    elif outcome is RevokeOutcome.CHANGED or revoked is None:
+        await edit_quietly(update, texts.REVOKE_CHANGED)
+    else:
+        await edit_quietly(
+            update,
+            texts.REVOKED.format(
+                number=phone.pretty(revoked.phone_number), chat_id=revoked.chat_id
+            ),
+        )
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _encode(confirmation: Confirmation) -> str:
+    """`chat:number key:verified_at:shown_at`, the times exact (microseconds since the epoch),
+    integers in hex: at most 61 bytes with the prefix, within Telegram's 64."""
+    return ":".join(
+        (
+            format(confirmation.chat_id, "x"),
+            confirmation.number_key,
+            format((confirmation.verified_at - _EPOCH) // _MICROSECOND, "x"),
+            format((confirmation.shown_at - _EPOCH) // (_MICROSECOND * 1_000_000), "x"),
+        )
     )
+
+
+def _decode(data: str) -> Confirmation | None:
+    """The confirmation a button carries; None for "No" or anything malformed."""
+    parts = data.split(":")
+    if len(parts) != 4 or not all(0 < len(part) <= 17 for part in parts):
+        return None
+    chat, key, verified, shown = parts
+    try:
+        return Confirmation(
+            int(chat, 16),
+            key,
+            _EPOCH + int(verified, 16) * _MICROSECOND,
+            shown_at=_EPOCH + timedelta(seconds=int(shown, 16)),
+        )
+    except (ValueError, OverflowError):
+        return None
 
 
 @admin_only
