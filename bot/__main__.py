@@ -133,6 +133,9 @@ def _run() -> int:
         log.info("Migrating the database to the latest revision")
         upgrade_sync(settings.database_url)
         asyncio.run(serve(settings))
+    except SettingError as error:
+        # A setting that only the database server could tell was wrong (DATABASE_POOL_SIZE).
+        return _config_error(error)
     except Exception:
         # Through the logging handler, whose filter removes the token and secrets; Python's
         # own traceback printer would show them (PTB puts the token in InvalidToken).

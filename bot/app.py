@@ -21,6 +21,7 @@ from telegram.ext import (
 )
 
 from bot.config import Settings
+from bot.db.engine import is_sqlite
 from bot.telegram import commands
 from bot.telegram.commands import Chats, When
 from bot.telegram.handlers import admin, common, login
@@ -62,10 +63,19 @@ def build_application(settings: Settings) -> BotApp:
 
 
 def update_processor(settings: Settings) -> BaseUpdateProcessor:
-    """Per-chat ordered concurrency, or PTB's own one-at-a-time processing when set to 1."""
-    if settings.max_concurrent_updates == 1:
+    """Per-chat ordered concurrency; or PTB's own one-at-a-time processing when set to 1,
+    unless other processes share the chats (only ours keeps them in order across processes
+    and acts on each update once)."""
+    if settings.max_concurrent_updates == 1 and not shares_chats(settings):
         return SimpleUpdateProcessor(1)
     return ChatOrderedUpdateProcessor(max_concurrent_updates=settings.max_concurrent_updates)
+
+
+def shares_chats(settings: Settings) -> bool:
+    """Whether other processes may handle this bot's chats too: webhook processes behind a
+    load balancer, on one PostgreSQL database. Polling is one process by nature (Telegram
+    answers a second poller with 409), and SQLite is one machine's file."""
+    return settings.webhook_url is not None and not is_sqlite(settings.database_url)
 
 
 def add_handlers(application: BotApp, *, admin_ids: Collection[int]) -> None:

@@ -97,8 +97,13 @@ class Settings(DatabaseSettings):
     # Telegram's documented flood limit; 0 turns our side of it off (429s are still obeyed).
     telegram_max_messages_per_second: float = Field(default=30, ge=0)
     # Updates handled at once (different chats; one chat's updates are always in order).
-    # 1 is python-telegram-bot's own sequential processing.
+    # 1 is python-telegram-bot's own sequential processing, except where webhook processes
+    # share PostgreSQL: they keep their cross-process ordering (`bot.app.update_processor`).
     max_concurrent_updates: int = Field(default=256, ge=1, le=4096)
+    # Server connections one bot process opens at most (PostgreSQL; SQLite uses one): every
+    # update's queries and its chat's claim share them. Processes x this must fit the
+    # server's max_connections (checked at start as far as the server can tell).
+    database_pool_size: int = Field(default=10, ge=1, le=1000)
 
     vonage_api_key: str | None = None
     vonage_api_secret: SecretStr | None = None

@@ -31,7 +31,9 @@ def _url() -> str:
 def _run(connection: Connection) -> None:
     if connection.dialect.name == "postgresql":
         # Two processes starting together must not both run the same migration: the second
-        # waits here, then finds the database already at head.
+        # waits here (however long the first takes: no lock timeout), then finds the
+        # database already at head.
+        connection.execute(text("SET LOCAL lock_timeout = 0"))
         connection.execute(
             text("SELECT pg_advisory_xact_lock(:namespace, 0)"), {"namespace": MIGRATIONS_NAMESPACE}
         )

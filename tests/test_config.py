@@ -89,6 +89,7 @@ def test_lists_are_comma_separated() -> None:
         ({"webhook_url": "http://bot.example/hook", "webhook_secret": "abc"}, "WEBHOOK_URL is"),
         ({"webhook_url": "https://b.example/h", "webhook_secret": "a b"}, "WEBHOOK_SECRET is"),
         ({"log_level": "LOUD"}, "LOG_LEVEL is invalid"),
+        ({"database_pool_size": 0}, "DATABASE_POOL_SIZE is invalid"),
         ({"webhook_url": "https://b.example/h", "webhook_secret": "short"}, "WEBHOOK_SECRET is"),
         ({"vonage_api_host": "https://api.nexmo.com"}, "VONAGE_API_HOST is invalid"),
         (

@@ -1,6 +1,7 @@
 """The real `python -m bot` process: killed with SIGKILL in every state of the flow it
 continues after a restart, SIGTERM lets it finish what it is doing, and on PostgreSQL two
-processes behind a load balancer share the work without ever acting twice."""
+processes behind a load balancer share the work without ever acting twice, within a stock
+server's connections, and without ever admitting more starts than a limit allows."""
 
 from __future__ import annotations
 
@@ -16,10 +17,11 @@ from typing import Any
 
 import aiohttp
 import pytest
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
-from bot.db.models import VerifiedUser
+from bot.db.locks import LEASE_SECONDS
+from bot.db.models import VerificationStart, VerifiedUser
 from bot.demo.sandbox import FakeTelegram, FakeVerify
 from bot.telegram.webhook import SECRET_HEADER
 from tests.helpers import HASH_KEY, NUMBER, TOKEN, VONAGE_KEY, VONAGE_SECRET, Chat
@@ -178,9 +180,10 @@ class Balancer:
     """Plays Telegram in front of webhook processes: takes the fake's pending updates and
     posts them to the processes' webhook URLs."""
 
-    def __init__(self, tg: FakeTelegram, urls: list[str]) -> None:
+    def __init__(self, tg: FakeTelegram, urls: list[str], bots: list[BotProcess]) -> None:
         self.tg = tg
         self.urls = urls
+        self.bots = bots
         self.http = aiohttp.ClientSession()
 
     async def post(self, update: dict[str, Any], to: int) -> int:
@@ -208,29 +211,45 @@ class Balancer:
 
 
 @pytest.fixture
-async def two_webhook_bots(
+async def webhook_bots(
     tg: FakeTelegram, processes: Callable[..., BotProcess], database_url: str
-) -> AsyncIterator[Balancer]:
+) -> AsyncIterator[Callable[..., Any]]:
+    """Start webhook processes on the shared PostgreSQL database, behind one `Balancer`."""
     if not database_url.startswith("postgresql"):
         pytest.skip("several processes share a database only on PostgreSQL")
-    urls = []
-    bots = []
-    for _ in range(2):
-        port = _free_port()
-        bot = processes(
-            WEBHOOK_URL="https://bot.example/hook/tg",
-            WEBHOOK_LISTEN="127.0.0.1",
-            WEBHOOK_PORT=str(port),
-            WEBHOOK_SECRET=HOOK_SECRET,
-        )
-        bot.start()
-        bots.append(bot)
-        urls.append(f"http://127.0.0.1:{port}/hook/tg")
-    balancer = Balancer(tg, urls)
-    for index, bot in enumerate(bots):
-        await balancer.healthy(index, bot)
-    yield balancer
-    await balancer.http.close()
+    balancers: list[Balancer] = []
+
+    async def start(count: int = 2, **extra: str) -> Balancer:
+        urls = []
+        bots = []
+        for _ in range(count):
+            port = _free_port()
+            bot = processes(
+                WEBHOOK_URL="https://bot.example/hook/tg",
+                WEBHOOK_LISTEN="127.0.0.1",
+                WEBHOOK_PORT=str(port),
+                WEBHOOK_SECRET=HOOK_SECRET,
+                **extra,
+            )
+            bot.start()
+            bots.append(bot)
+            urls.append(f"http://127.0.0.1:{port}/hook/tg")
+        balancer = Balancer(tg, urls, bots)
+        balancers.append(balancer)
+        for index, bot in enumerate(bots):
+            await balancer.healthy(index, bot)
+        return balancer
+
+    yield start
+    for balancer in balancers:
+        await balancer.http.close()
+
+
+@pytest.fixture
+async def two_webhook_bots(webhook_bots: Callable[..., Any]) -> Balancer:
+    """Two webhook processes with the default settings."""
+    balancer: Balancer = await webhook_bots()
+    return balancer
 
 
 async def test_one_login_alternating_between_two_processes(
@@ -277,10 +296,13 @@ async def test_same_chat_at_both_processes_at_once_starts_one_verification(
     assert "The code is 6 digits, such as 123456. Please send just the digits." in answers
 
 
+@pytest.mark.parametrize("concurrency", ["256", "1"])
 async def test_one_update_delivered_to_both_processes_is_acted_on_once(
-    tg: FakeTelegram, verify: FakeVerify, two_webhook_bots: Balancer
+    tg: FakeTelegram, verify: FakeVerify, webhook_bots: Callable[..., Any], concurrency: str
 ) -> None:
-    lb = two_webhook_bots
+    # MAX_CONCURRENT_UPDATES=1 (python-telegram-bot's sequential processing elsewhere) keeps
+    # the cross-process ordering and duplicate detection too.
+    lb: Balancer = await webhook_bots(MAX_CONCURRENT_UPDATES=concurrency)
     tg.user(1001, "Ada")
     tg.send_text(1001, "/login")
     await lb.deliver(0)
@@ -290,3 +312,175 @@ async def test_one_update_delivered_to_both_processes_is_acted_on_once(
     assert list(await asyncio.gather(lb.post(update, 0), lb.post(update, 1))) == [200, 200]
     assert len(verify.calls("start")) == 1
     assert sum("code is on its way" in m.text for m in tg.messages(1001)) == 1
+
+
+class ConnectionWatch:
+    """Samples how many server connections the test database has (apart from its own)."""
+
+    def __init__(self, database_url: str) -> None:
+        self.engine = create_async_engine(database_url, pool_size=1, max_overflow=0)
+        self.peak = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def now(self) -> int:
+        async with self.engine.connect() as connection:
+            return int(
+                await connection.scalar(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    )
+                )
+                or 0
+            )
+
+    async def _sample(self) -> None:
+        while True:
+            self.peak = max(self.peak, await self.now())
+            await asyncio.sleep(0.05)
+
+    def __enter__(self) -> ConnectionWatch:
+        self._task = asyncio.create_task(self._sample())
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+
+
+async def test_a_burst_of_200_chats_at_two_processes_fits_a_stock_server(
+    tg: FakeTelegram,
+    verify: FakeVerify,
+    webhook_bots: Callable[..., Any],
+    database_url: str,
+    db: async_sessionmaker[AsyncSession],
+) -> None:
+    pool_size = 10
+    lb: Balancer = await webhook_bots(DATABASE_POOL_SIZE=str(pool_size))
+    chats = list(range(3001, 3201))
+    numbers = {chat: f"+4474004{chat:05d}" for chat in chats}
+    for chat in chats:
+        tg.user(chat, f"User {chat}")
+
+    async def everyone(say: Callable[[int], str]) -> None:
+        for chat in chats:
+            tg.send_text(chat, say(chat))
+        updates = tg.take_updates()
+        # Round robin, all at once: both processes have a hundred updates in hand together.
+        statuses = await asyncio.gather(
+            *(lb.post(update, index % 2) for index, update in enumerate(updates))
+        )
+        assert statuses == [200] * len(chats)
+
+    watch = ConnectionWatch(database_url)
+    try:
+        with watch:
+            await everyone(lambda _: "/login")
+            verify.latency = 0.5  # every process holds all its chats at once
+            await everyone(lambda chat: numbers[chat])
+            verify.latency = 0
+            await everyone(lambda chat: verify.last_code(to=numbers[chat]))
+        after = await watch.now()
+    finally:
+        await watch.engine.dispose()
+    logins = dict(await _verified(db))
+    assert logins == numbers, f"{len(chats) - len(logins)} chats not logged in"
+    # Each process stays within its pool, during the burst and after it.
+    assert watch.peak <= 2 * pool_size
+    assert after <= 2 * pool_size
+
+
+async def test_a_frozen_process_keeps_its_chat_only_until_its_claim_lapses(
+    tg: FakeTelegram, verify: FakeVerify, webhook_bots: Callable[..., Any]
+) -> None:
+    lb: Balancer = await webhook_bots()
+    tg.user(1001, "Ada")
+    tg.send_text(1001, "/login")
+    await lb.deliver(0)
+    verify.latency = 3
+    tg.send_text(1001, NUMBER)
+    (number,) = tg.take_updates()
+    first = asyncio.create_task(lb.post(number, 0))
+    await tg.wait_for(lambda: len(verify.requests) == 1, 10)  # process 0 holds the chat
+    frozen = lb.bots[0].process
+    assert frozen is not None
+    frozen.send_signal(signal.SIGSTOP)  # alive, connections open, doing nothing
+    try:
+        tg.send_text(1001, "/cancel")
+        (cancel,) = tg.take_updates()
+        started = asyncio.get_running_loop().time()
+        assert await asyncio.wait_for(lb.post(cancel, 1), 30) == 200
+        waited = asyncio.get_running_loop().time() - started
+    finally:
+        frozen.send_signal(signal.SIGCONT)
+    assert tg.messages(1001)[-1].text == "Login cancelled."
+    assert waited < LEASE_SECONDS + 5
+    assert await asyncio.wait_for(first, 30) == 200
+
+
+async def test_a_pool_the_server_cannot_fit_stops_the_start_with_one_line(
+    processes: Callable[..., BotProcess], database_url: str
+) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite has no connection budget")
+    engine = create_async_engine(database_url)
+    async with engine.connect() as connection:
+        max_connections = int(await connection.scalar(text("SHOW max_connections")) or 0)
+    await engine.dispose()
+    bot = processes(DATABASE_POOL_SIZE=str(max_connections))
+    bot.start()
+    assert bot.process is not None
+    assert await asyncio.to_thread(bot.process.wait, 60) == 2, bot.output()
+    (line,) = [line for line in bot.output().splitlines() if "DATABASE_POOL_SIZE" in line]
+    assert line.startswith(
+        f"Configuration error: DATABASE_POOL_SIZE ({max_connections}) does not fit the "
+        f"database server: max_connections is {max_connections}, "
+    )
+    assert "Traceback" not in bot.output()
+
+
+async def test_two_processes_racing_for_the_last_global_slot_admit_one_start(
+    tg: FakeTelegram,
+    verify: FakeVerify,
+    webhook_bots: Callable[..., Any],
+    database_url: str,
+    db: async_sessionmaker[AsyncSession],
+) -> None:
+    lb: Balancer = await webhook_bots(LIMIT_GLOBAL_STARTS_PER_HOUR="5")
+    chats = list(range(4001, 4007))
+    for chat in chats:
+        tg.user(chat, f"User {chat}")
+        tg.send_text(chat, "/login")
+    await lb.deliver(0)
+    for index, chat in enumerate(chats[:4]):  # four starts count: one slot is left
+        tg.send_text(chat, f"+4474005{chat:05d}")
+        await lb.deliver(index % 2)
+    for chat in chats[4:]:
+        tg.send_text(chat, f"+4474005{chat:05d}")
+    racers = tg.take_updates()
+    engine = create_async_engine(database_url)
+    try:
+        # While the test holds the starts table, each process's admission gets as far as it
+        # can before it writes: both are then in flight together, the race at its widest.
+        async with engine.connect() as holder, engine.connect() as watcher:
+            await holder.execute(text("LOCK TABLE verification_starts IN EXCLUSIVE MODE"))
+            posts = asyncio.gather(lb.post(racers[0], 0), lb.post(racers[1], 1))
+            waiting = text(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            for _ in range(200):
+                if int(await watcher.scalar(waiting) or 0) >= 2:
+                    break
+                await asyncio.sleep(0.05)
+            await holder.commit()
+            assert list(await posts) == [200, 200]
+    finally:
+        await engine.dispose()
+    async with db() as session:
+        counted = await session.scalar(select(func.count()).select_from(VerificationStart))
+    assert counted == 5
+    assert len(verify.calls("start")) == 5
+    answers = ["\n".join(m.text for m in tg.messages(chat)[1:]) for chat in chats[4:]]
+    assert sum("code is on its way" in answer for answer in answers) == 1, answers
+    assert sum("too many login requests" in answer for answer in answers) == 1, answers

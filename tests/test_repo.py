@@ -131,7 +131,7 @@ async def test_updating_flows_says_how_many_chats_had_one(
     assert (flow.step, flow.tries_left) == ("code", 3)
 
 
-async def test_a_locked_number_makes_another_transaction_wait_for_it(
+async def test_an_admission_makes_every_other_admission_wait_until_it_commits(
     db: async_sessionmaker[AsyncSession], database_url: str
 ) -> None:
     if not database_url.startswith("postgresql"):
@@ -141,16 +141,16 @@ async def test_a_locked_number_makes_another_transaction_wait_for_it(
 
     async def first() -> None:
         async with db.begin() as session:
-            await repo.lock_numbers(session, number_hashes=[A, B])
+            await repo.lock_admissions(session)
             locked.set()
             await asyncio.sleep(0.3)
             order.append("first done")
 
-    async def second(numbers: list[str], name: str) -> None:
+    async def other() -> None:
         await locked.wait()
         async with db.begin() as session:
-            await repo.lock_numbers(session, number_hashes=numbers)
-            order.append(name)
+            await repo.lock_admissions(session)
+            order.append("other")
 
-    await asyncio.gather(first(), second([C], "other number"), second([B], "same number"))
-    assert order == ["other number", "first done", "same number"]
+    await asyncio.gather(first(), other())
+    assert order == ["first done", "other"]

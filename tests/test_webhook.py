@@ -13,10 +13,13 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot import texts
+from bot.db.locks import ChatLocks
 from bot.db.models import LoginFlow
 from bot.demo.sandbox import FakeTelegram
 from bot.telegram.handlers.base import BotApp
 from bot.telegram.lifecycle import running
+from bot.telegram.ordering import ChatOrderedUpdateProcessor
 from bot.telegram.webhook import SECRET_HEADER, webhook_app
 from tests.helpers import Clock
 
@@ -26,9 +29,10 @@ SECRET = "s3cret-token_for-tests"
 class Hook:
     """A running webhook server for one started bot."""
 
-    def __init__(self, url: str, http: aiohttp.ClientSession) -> None:
+    def __init__(self, url: str, http: aiohttp.ClientSession, application: BotApp) -> None:
         self.url = url
         self.http = http
+        self.application = application
 
     async def post(self, update: dict[str, Any], secret: str | None = SECRET) -> int:
         headers = {SECRET_HEADER: secret} if secret is not None else {}
@@ -58,7 +62,7 @@ async def serve_hook(
             site = web.TCPSite(runner, "127.0.0.1", 0)
             await site.start()
             port = runner.addresses[0][1]
-            return Hook(f"http://127.0.0.1:{port}", http)
+            return Hook(f"http://127.0.0.1:{port}", http, application)
 
         yield start
 
@@ -101,3 +105,34 @@ async def test_healthz_answers_200_with_a_database_and_503_without(
         database_url=f"sqlite+aiosqlite:///{tmp_path}/missing/dir/bot.db"
     )
     assert await broken.health() == 503
+
+
+async def test_an_update_whose_chat_another_process_keeps_too_long_gets_the_apology(
+    tg: FakeTelegram,
+    serve_hook: Callable[..., Any],
+    database_url: str,
+    db: async_sessionmaker[AsyncSession],
+) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("chat claims are for webhook processes sharing PostgreSQL")
+    hook: Hook = await serve_hook(
+        webhook_url="https://bot.example/hook/path", webhook_secret=SECRET
+    )
+    services = hook.application.bot_data.services
+    assert services is not None
+    processor = hook.application.update_processor
+    assert isinstance(processor, ChatOrderedUpdateProcessor)
+    # The bot's own claims, waiting 0.3 s instead of 30 for a chat another process holds.
+    impatient = ChatLocks(services.engine, wait=0.3)
+    processor.share_chats(impatient, on_busy=hook.application.process_error)
+    other_process = ChatLocks(services.engine)
+    tg.user(1001, "Ada")
+    tg.send_text(1001, "/login")
+    (update,) = tg.take_updates()
+    async with other_process.hold(1001, update["update_id"] - 1):
+        assert await hook.post(update) == 200
+    assert [m.text for m in tg.messages(1001)] == [texts.APOLOGY]
+    async with db() as session:
+        assert (await session.execute(select(LoginFlow))).first() is None  # not acted on
+    await other_process.close()
+    await impatient.close()

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -14,6 +15,11 @@ from sqlalchemy.ext.asyncio import (
 
 READONLY_OPTION = "bot_readonly"
 
+# How long a PostgreSQL statement waits for a row or advisory lock before it fails (and its
+# update gets the apology): one transaction stuck holding a lock must not stall the chats
+# queued behind it for ever.
+LOCK_TIMEOUT_MS = 10_000
+
 
 def is_sqlite(url: str) -> bool:
     """Whether a database URL names an SQLite database."""
@@ -21,8 +27,9 @@ def is_sqlite(url: str) -> bool:
 
 
 def make_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
-    """An async engine tuned for the bot: WAL and immediate write locks on SQLite,
-    a pool large enough for concurrent updates on PostgreSQL."""
+    """An async engine tuned for the bot: WAL and immediate write locks on SQLite; on
+    PostgreSQL, at most `pool_size` connections (never more: several processes must fit the
+    server's max_connections) and lock waits that time out."""
     if is_sqlite(url):
         # One connection per process: SQLite runs one writer at a time anyway, and several
         # connections of one process would only queue in SQLite's busy handler (which sleeps
@@ -40,12 +47,45 @@ def make_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
     return create_async_engine(
         url,
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=0,
+        # Transactions are short (none waits on Vonage or Telegram): a busy pool is a queue.
         pool_timeout=600,
         pool_pre_ping=True,
         # error messages would otherwise carry bound values: phone numbers
         hide_parameters=True,
+        connect_args={"server_settings": {"lock_timeout": str(LOCK_TIMEOUT_MS)}},
     )
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConnections:
+    """A PostgreSQL server's connection slots, as seen at one moment."""
+
+    max_connections: int
+    reserved: int  # for superusers (and, from PostgreSQL 16, pg_use_reserved_connections)
+    open: int  # client connections open now, apart from the one that asked
+
+    @property
+    def free(self) -> int:
+        """Slots an ordinary role can still take."""
+        return max(self.max_connections - self.reserved - self.open, 0)
+
+
+async def server_connections(engine: AsyncEngine) -> ServerConnections:
+    """How many connections a PostgreSQL server allows and how many are open now."""
+    async with engine.connect() as connection:
+        row = (
+            await connection.execute(
+                text(
+                    "SELECT current_setting('max_connections')::int, "
+                    "current_setting('superuser_reserved_connections')::int "
+                    "+ coalesce(current_setting('reserved_connections', true)::int, 0), "
+                    "(SELECT count(*) FROM pg_stat_activity "
+                    " WHERE backend_type = 'client backend' AND pid <> pg_backend_pid())"
+                )
+            )
+        ).one()
+    return ServerConnections(int(row[0]), int(row[1]), int(row[2]))
 
 
 def _sqlite_tuning(engine: AsyncEngine) -> None:

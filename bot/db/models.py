@@ -153,3 +153,18 @@ class ProcessedUpdate(Base):
 
     update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class ChatClaim(Base):
+    """Which process is handling a chat's update right now (PostgreSQL deployments with
+    several processes), so one chat's updates never run at two processes at once. A claim
+    lapses at `until` unless its process renews it; a process never renews one held longer
+    than a stuck update may take (see `bot.db.locks`)."""
+
+    __tablename__ = "chat_claims"
+
+    chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    holder: Mapped[str] = mapped_column(String(32))
+    update_id: Mapped[int] = mapped_column(BigInteger)
+    taken_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    until: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -9,7 +9,6 @@ from datetime import datetime
 from typing import cast
 
 from sqlalchemy import (
-    ARRAY,
     String,
     Table,
     bindparam,
@@ -23,7 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.locks import NUMBERS_NAMESPACE
+from bot.db.locks import ADMISSIONS_NAMESPACE
 from bot.db.models import (
     AdminAlert,
     AuthEvent,
@@ -230,18 +229,17 @@ async def stream_logins(session: AsyncSession) -> AsyncIterator[VerifiedUser]:
 # ---- verification starts (the limits) -----------------------------------------------------
 
 
-async def lock_numbers(session: AsyncSession, *, number_hashes: Sequence[str]) -> None:
-    """Serialise starts to these numbers across processes for the rest of the transaction,
-    taking the locks in one statement and in a fixed order (so two processes locking
-    overlapping sets cannot deadlock). SQLite needs nothing: every transaction there already
-    holds the database's write lock."""
-    if session.bind.dialect.name == "postgresql" and number_hashes:
+async def lock_admissions(session: AsyncSession) -> None:
+    """Admit starts one transaction at a time, across processes, for the rest of the
+    transaction: every limit (per chat, per number, and the global one, which every start
+    counts against) is then decided on counts no other admission is changing. Batches of one
+    process already run one after another, so this only makes processes take turns, each
+    for a few statements. SQLite needs nothing: every transaction there already holds the
+    database's write lock."""
+    if session.bind.dialect.name == "postgresql":
         await session.execute(
-            text(
-                "SELECT count(pg_advisory_xact_lock(:namespace, k)) FROM "
-                "(SELECT hashtext(h) AS k FROM unnest(:keys) AS h ORDER BY k) AS ordered"
-            ).bindparams(bindparam("keys", type_=ARRAY(String))),
-            {"namespace": NUMBERS_NAMESPACE, "keys": sorted(number_hashes)},
+            text("SELECT pg_advisory_xact_lock(:namespace, 0)"),
+            {"namespace": ADMISSIONS_NAMESPACE},
         )
 
 

@@ -194,8 +194,8 @@ class LoginStore:
         now = self._now()
         chat_ids = sorted({item.person.chat_id for item in batch})
         async with self._sessions.begin() as session:
-            # Locks in a fixed order, the flow rows then the numbers, so two batches (of this
-            # or another process) cannot deadlock.
+            # Locks in a fixed order, the flow rows then the admissions, so two batches (of
+            # this or another process) cannot deadlock.
             states = await repo.flow_steps_and_numbers(session, chat_ids=chat_ids)
             ledger = await self._ledger(
                 session,
@@ -255,10 +255,11 @@ class LoginStore:
         lock: bool = False,
     ) -> StartLedger:
         """The counted starts `limits.rate_refusal` needs to decide on up to `admitting`
-        starts by these chats to these numbers. With `lock`, the numbers stay locked for the
-        rest of the transaction, so two starts cannot both take the same last free slot."""
+        starts by these chats to these numbers. With `lock`, no other admission runs until
+        the transaction ends, so two starts (of any chats, in any process) cannot both take
+        the same last free slot of any limit."""
         if lock:
-            await repo.lock_numbers(session, number_hashes=number_hashes)
+            await repo.lock_admissions(session)
         recent = await repo.recent_starts(
             session, chat_ids=chat_ids, number_hashes=number_hashes, since=now - limits.DAY
         )

@@ -19,10 +19,10 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.admin.service import AdminService
-from bot.app import ALLOWED_UPDATES, build_application
+from bot.app import ALLOWED_UPDATES, build_application, shares_chats
 from bot.clock import utcnow
-from bot.config import Settings, hash_key
-from bot.db.engine import is_sqlite, make_engine, make_sessionmaker
+from bot.config import SettingError, Settings, hash_key
+from bot.db.engine import is_sqlite, make_engine, make_sessionmaker, server_connections
 from bot.db.locks import ChatLocks
 from bot.db.store import LoginStore
 from bot.login.audit import Audit
@@ -35,15 +35,6 @@ from bot.telegram.ordering import ChatOrderedUpdateProcessor
 from bot.telegram.services import Services
 
 logger = logging.getLogger(__name__)
-
-# Database connections (PostgreSQL; SQLite uses one). Transactions never wait on Vonage or
-# Telegram, so a few connections serve many concurrent updates; every extra one costs a
-# connection setup and server memory.
-DATABASE_CONNECTIONS = 8
-
-# Connections for cross-process chat locks (webhook mode on PostgreSQL): each update being
-# handled holds one, so this bounds the updates one process handles at once.
-LOCK_CONNECTIONS = 60
 
 # How often the sweeper looks for codes that expired unused.
 SWEEP_SECONDS = 15.0
@@ -85,7 +76,7 @@ async def running(
         application.bot_data.services = services
         stack.callback(setattr, application.bot_data, "services", None)
         await _set_command_menu(application)
-        locks = _chat_locks(settings, application)
+        locks = _chat_locks(settings, application, services.engine)
         if locks is not None:
             stack.push_async_callback(locks.close)
         if sweep_seconds > 0:
@@ -118,8 +109,10 @@ async def open_services(
 ) -> AsyncIterator[Services]:
     """What the handlers use (the database, the Verify client, the services on them), open
     while inside."""
-    engine = make_engine(settings.database_url, pool_size=DATABASE_CONNECTIONS)
+    engine = make_engine(settings.database_url, pool_size=settings.database_pool_size)
     try:
+        if not is_sqlite(settings.database_url):
+            await _check_connection_budget(engine, settings.database_pool_size)
         verify = verify_client(settings)
         try:
             await asyncio.to_thread(verify.start_workers)
@@ -205,23 +198,38 @@ async def _set_command_menu(application: BotApp) -> None:
         logger.warning("Could not set the command menu: %s", type(error).__name__)
 
 
-def _chat_locks(settings: Settings, application: BotApp) -> ChatLocks | None:
-    """Cross-process chat locks, given to the update processor, when they are needed."""
-    processor = application.update_processor
-    if (
-        not settings.webhook_url
-        or is_sqlite(settings.database_url)
-        or not isinstance(processor, ChatOrderedUpdateProcessor)
-    ):
-        # Polling is one process by nature (Telegram answers a second poller with 409), and
-        # SQLite is one machine's file: in-process ordering is enough there.
-        return None
-    # Webhook processes behind a load balancer may share PostgreSQL: serialise each chat
-    # across all of them.
-    processor.chat_locks = ChatLocks(
-        settings.database_url, size=min(settings.max_concurrent_updates, LOCK_CONNECTIONS)
+async def _check_connection_budget(engine: AsyncEngine, pool_size: int) -> None:
+    """Stop the start (one line naming DATABASE_POOL_SIZE) when this process's connections
+    cannot fit in what the PostgreSQL server has free now. The server only shows what is open
+    at this moment: other processes' pools grow to their own size under load, so sizing all
+    of them together is the operator's part (README, Deployment)."""
+    server = await server_connections(engine)
+    if pool_size > server.free:
+        raise SettingError(
+            "database_pool_size",
+            f"({pool_size}) does not fit the database server: max_connections is "
+            f"{server.max_connections}, {server.reserved} reserved, {server.open} open now; "
+            "lower DATABASE_POOL_SIZE or raise the server's max_connections",
+        )
+    logger.info(
+        "Database: up to %d connections for this process; the server allows %d "
+        "(%d reserved, %d open now)",
+        pool_size,
+        server.max_connections,
+        server.reserved,
+        server.open,
     )
-    return processor.chat_locks
+
+
+def _chat_locks(settings: Settings, application: BotApp, engine: AsyncEngine) -> ChatLocks | None:
+    """Cross-process chat claims, given to the update processor, when other processes may
+    share the chats; they use the process's own pool."""
+    processor = application.update_processor
+    if not shares_chats(settings) or not isinstance(processor, ChatOrderedUpdateProcessor):
+        return None
+    locks = ChatLocks(engine)
+    processor.share_chats(locks, on_busy=application.process_error)
+    return locks
 
 
 @contextlib.asynccontextmanager

@@ -2,19 +2,24 @@
 
 PTB can process updates concurrently, but then two quick messages from one user can race
 each other's conversation state. This processor runs updates of different chats concurrently
-and the updates of one chat one after another, each after the previous one has finished.
+and the updates of one chat one after another, each after the previous one has finished;
+where several processes share the chats, also across processes (`bot.db.locks`).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from telegram import Update
 from telegram.ext import BaseUpdateProcessor
 
-from bot.db.locks import ChatLocks
+from bot.db.locks import ChatBusy, ChatLocks
+
+#: Answers an update that was not run because another process kept its chat too long
+#: (the application's error handlers: `Application.process_error`).
+OnBusy = Callable[[Update, ChatBusy], Awaitable[object]]
 
 # PTB's own bound is taken before an update waits for its chat: updates queued behind one
 # busy chat would hold slots other chats need. Ours is taken once the chat's turn has come.
@@ -31,8 +36,13 @@ class ChatOrderedUpdateProcessor(BaseUpdateProcessor):
         self._running = asyncio.Semaphore(max_concurrent_updates)
         # chat id -> (lock, number of updates holding or waiting for it)
         self._locks: dict[int, tuple[asyncio.Lock, int]] = {}
-        #: Cross-process locks (PostgreSQL), set once the database is known.
-        self.chat_locks: ChatLocks | None = None
+        self._across: tuple[ChatLocks, OnBusy] | None = None
+
+    def share_chats(self, locks: ChatLocks, *, on_busy: OnBusy) -> None:
+        """Keep each chat in order across the processes sharing `locks`' database too, and
+        act on each update once; `on_busy` answers an update whose chat another process
+        kept too long."""
+        self._across = (locks, on_busy)
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
         """Run the update once every earlier update of its chat has finished."""
@@ -56,14 +66,24 @@ class ChatOrderedUpdateProcessor(BaseUpdateProcessor):
                 self._locks[key] = (lock_now, users_now - 1)
 
     async def _run(self, update: object, chat_id: int, coroutine: Awaitable[Any]) -> None:
-        if self.chat_locks is None or not isinstance(update, Update):
+        if self._across is None or not isinstance(update, Update):
             await coroutine
             return
-        async with self.chat_locks.hold(chat_id, update.update_id) as fresh:
-            if fresh:
-                await coroutine
-            elif isinstance(coroutine, Coroutine):
-                # Another process (or an earlier delivery) already handled this update.
+        locks, on_busy = self._across
+        ran = False
+        try:
+            async with locks.hold(chat_id, update.update_id) as fresh:
+                if fresh:
+                    ran = True
+                    await coroutine
+        except ChatBusy as busy:
+            if ran:
+                raise
+            await on_busy(update, busy)
+        finally:
+            if not ran and isinstance(coroutine, Coroutine):
+                # Handled already (by another process, or an earlier delivery), or its chat
+                # was busy for too long.
                 coroutine.close()
 
     async def initialize(self) -> None:

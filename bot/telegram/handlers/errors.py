@@ -9,6 +9,7 @@ from telegram import Update
 from telegram.error import Forbidden, NetworkError, RetryAfter, TimedOut
 
 from bot import texts
+from bot.db.locks import ChatBusy
 from bot.telegram.handlers.base import BotContext
 
 logger = logging.getLogger(__name__)
@@ -30,12 +31,20 @@ async def on_error(update: object, context: BotContext) -> None:
     if isinstance(error, (RetryAfter, TimedOut, NetworkError)) and update is None:
         logger.warning("Telegram network trouble: %s", type(error).__name__)
         return
-    logger.error(
-        "Unhandled %s while handling an update from chat %s",
-        type(error).__name__,
-        chat_id,
-        exc_info=error,
-    )
+    if isinstance(error, ChatBusy):
+        # Not a bug here: another process is slow or stuck with this chat.
+        logger.warning(
+            "Chat %s was held by another process for %g s; answering with the apology",
+            chat_id,
+            error.waited,
+        )
+    else:
+        logger.error(
+            "Unhandled %s while handling an update from chat %s",
+            type(error).__name__,
+            chat_id,
+            exc_info=error,
+        )
     if isinstance(update, Update) and update.effective_chat is not None:
         try:
             await update.effective_chat.send_message(texts.APOLOGY)
