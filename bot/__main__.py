@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
-from bot.config import DatabaseSettings, SettingError, Settings, describe_error
+from bot.config import ReportSettings, SettingError, Settings, describe_error
 
 EXIT_CONFIG = 2
 
@@ -95,7 +95,7 @@ def _admin(args: argparse.Namespace) -> int:
     from bot.admin import cli
 
     try:
-        settings = DatabaseSettings()
+        settings = ReportSettings()
         # SettingError also when a command needs NUMBER_HASH_KEY and it is not set.
         return cli.run_admin_command(args, settings)
     except (ValidationError, SettingError) as error:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -89,7 +90,48 @@ class DatabaseSettings(BaseSettings):
             yield name, value
 
 
-class Settings(DatabaseSettings):
+class ReportSettings(DatabaseSettings):
+    """What the command line's reports need besides the database: the channels codes go by
+    and their prices, which turn sends into an estimated spend."""
+
+    verify_workflow: Annotated[list[str], NoDecode] = ["sms", "voice"]
+    # Empty means unknown: the spend is then reported as unknown, never guessed.
+    price_per_sms: Decimal | None = Field(default=None, ge=0, max_digits=12, decimal_places=6)
+    price_per_voice_call: Decimal | None = Field(
+        default=None, ge=0, max_digits=12, decimal_places=6
+    )
+    price_per_gateway_code: Decimal | None = Field(
+        default=None, ge=0, max_digits=12, decimal_places=6
+    )
+    price_currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
+
+    @field_validator("verify_workflow", mode="before")
+    @classmethod
+    def _workflow_csv(cls, value: Any) -> Any:
+        return _split_csv(value)
+
+    @field_validator("verify_workflow")
+    @classmethod
+    def _channels(cls, value: list[str]) -> list[str]:
+        channels = [v.lower() for v in value]
+        if not channels:
+            raise ValueError("needs at least one channel, for example sms,voice")
+        unknown = [c for c in channels if c not in _VALID_CHANNELS]
+        if unknown:
+            raise ValueError(f"unknown channel {unknown[0]!r}; use sms or voice")
+        if len(set(channels)) != len(channels):
+            raise ValueError("lists a channel twice")
+        return channels
+
+    @field_validator(
+        "price_per_sms", "price_per_voice_call", "price_per_gateway_code", mode="before"
+    )
+    @classmethod
+    def _empty_is_unknown(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+
+class Settings(ReportSettings):
     """Everything the running bot needs."""
 
     telegram_bot_token: SecretStr = Field(min_length=1)
@@ -119,7 +161,6 @@ class Settings(DatabaseSettings):
     verify_code_length: int = Field(default=6, ge=6, le=10)
     verify_code_ttl_seconds: int = Field(default=600, ge=60, le=600)
     verify_channel_timeout: int = Field(default=300, ge=15, le=900)
-    verify_workflow: Annotated[list[str], NoDecode] = ["sms", "voice"]
     verify_max_attempts: int = Field(default=3, ge=1, le=10)
 
     limit_cooldown_seconds: int = Field(default=60, ge=0)
@@ -142,7 +183,6 @@ class Settings(DatabaseSettings):
 
     @field_validator(
         "bot_admin_ids",
-        "verify_workflow",
         "allowed_country_codes",
         "denied_country_codes",
         "allowed_regions",
@@ -153,19 +193,6 @@ class Settings(DatabaseSettings):
     @classmethod
     def _csv(cls, value: Any) -> Any:
         return _split_csv(value)
-
-    @field_validator("verify_workflow")
-    @classmethod
-    def _channels(cls, value: list[str]) -> list[str]:
-        channels = [v.lower() for v in value]
-        if not channels:
-            raise ValueError("needs at least one channel, for example sms,voice")
-        unknown = [c for c in channels if c not in _VALID_CHANNELS]
-        if unknown:
-            raise ValueError(f"unknown channel {unknown[0]!r}; use sms or voice")
-        if len(set(channels)) != len(channels):
-            raise ValueError("lists a channel twice")
-        return channels
 
     @field_validator("allowed_country_codes", "denied_country_codes")
     @classmethod

@@ -17,9 +17,16 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from bot.admin import reports
-from bot.admin.service import AdminService, Counts, Stats, parse_target
+from bot.admin.service import (
+    PAID_CHANNELS,
+    AdminService,
+    Counts,
+    Stats,
+    parse_target,
+    prices_of,
+)
 from bot.clock import utcnow
-from bot.config import DatabaseSettings, hash_key
+from bot.config import ReportSettings, hash_key
 from bot.db.engine import is_sqlite, make_engine, make_sessionmaker
 from bot.db.models import AuthEvent, VerifiedUser
 from bot.login.audit import Audit
@@ -81,7 +88,7 @@ def _add_json_forms(
     return form
 
 
-def run_admin_command(args: argparse.Namespace, settings: DatabaseSettings) -> int:
+def run_admin_command(args: argparse.Namespace, settings: ReportSettings) -> int:
     """Run one admin command; returns the exit status."""
     import asyncio
 
@@ -159,7 +166,7 @@ def _missing_sqlite_file(database_url: str) -> str | None:
 
 
 async def _with_admin(
-    settings: DatabaseSettings,
+    settings: ReportSettings,
     key: bytes | None,
     work: Callable[[AdminService], Awaitable[int]],
 ) -> int:
@@ -177,6 +184,7 @@ async def _with_admin(
         readers=make_sessionmaker(engine, readonly=True),
         audit=Audit(hash_key=key, clock=utcnow),
         clock=utcnow,
+        prices=prices_of(settings),
     )
     try:
         return await work(admin)
@@ -246,6 +254,27 @@ def stats_record(stats: Stats) -> dict[str, object]:
         "limits": stats.limits,
         "suspicious_countries": stats.suspicious_countries,
         "suspicious_regions": stats.suspicious_regions,
+        "spend": spend_record(stats),
+    }
+
+
+def spend_record(stats: Stats) -> dict[str, object]:
+    """The estimated spend as JSON: amounts are decimal strings (exact), null when unknown
+    (a channel that was used has no price); `sends` counts the paid codes by channel."""
+
+    def spent(c: Counts) -> dict[str, object]:
+        return {
+            "sends": c.sends,
+            "spend": reports.amount(stats.spend(c)),
+            "per_verified": reports.amount(stats.spend_per_verified(c)),
+        }
+
+    return {
+        "currency": stats.prices.currency,
+        "prices": {channel: reports.amount(stats.prices.of(channel)) for channel in PAID_CHANNELS},
+        "total": spent(stats.total),
+        "per_day": {day: spent(c) for day, c in stats.per_day.items()},
+        "per_region": {key: spent(c) for key, c in stats.per_region.items()},
     }
 
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from decimal import Decimal
 
 from bot import texts
-from bot.admin.service import Stats, UserReport
+from bot.admin.service import Counts, Stats, UserReport
 from bot.db.models import AuthEvent
 from bot.login import phone
 
@@ -24,6 +25,8 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\0")
 # A plus and digits only (every phone_number we store) is a number to a spreadsheet, not a
 # formula: it can call nothing, so it is exported as it is.
 _PLAIN_NUMBER = re.compile(r"\+[0-9]{1,15}")
+# Spend is shown to a hundredth of a cent: an SMS can cost less than a cent.
+_SPEND_STEP = Decimal("0.0001")
 
 
 def terminal_safe(text: str) -> str:
@@ -111,18 +114,53 @@ def stats_text(stats: Stats) -> str:
     ]
     lines += [
         f"  {day}: {c.starts} started, {c.verified} verified, {_rate(c.conversion)}"
+        + _spend_note(stats, c)
         for day, c in stats.per_day.items()
     ] or ["  (nothing)"]
     lines.append("Per region:")
     suspicious = set(stats.suspicious_regions)
     lines += [
         f"  {_place_label(key)}: {c.starts} started, {c.verified} verified, {_rate(c.conversion)}"
+        + _spend_note(stats, c)
         + ("  <- LOW CONVERSION: possible SMS pumping" if key in suspicious else "")
         for key, c in stats.per_region.items()
     ] or ["  (nothing)"]
     lines.append("Failures: " + (_counts(stats.failures) or "none"))
     lines.append("Limits tripped: " + (_counts(stats.limits) or "none"))
+    lines.append(_spend_line(stats))
     return "\n".join(lines)
+
+
+def amount(value: Decimal | None) -> str | None:
+    """A price or spend as exact decimal text (`0.0125`), None when unknown."""
+    return None if value is None else str(value.quantize(_SPEND_STEP))
+
+
+def _spend_note(stats: Stats, counts: Counts) -> str:
+    """`, spend USD 0.1500` after a day's or a region's figures, once any price is set."""
+    if not stats.prices.known:
+        return ""
+    return f", spend {stats.prices.currency} {amount(stats.spend(counts)) or 'unknown'}"
+
+
+def _spend_line(stats: Stats) -> str:
+    """The estimated spend of the period, per verified login, and the sends it comes from."""
+    prices, total = stats.prices, stats.total
+    sends = ", ".join(f"{channel} {n}" for channel, n in sorted(total.sends.items())) or "none"
+    if not prices.known:
+        return (
+            f"Paid sends: {sends}; spend unknown (set PRICE_PER_SMS, PRICE_PER_VOICE_CALL, "
+            "PRICE_PER_GATEWAY_CODE)"
+        )
+    spend = amount(stats.spend(total))
+    if spend is None:
+        missing = [c for c in sorted(total.sends) if prices.of(c) is None]
+        return f"Paid sends: {sends}; spend unknown (no price for {', '.join(missing)})"
+    per_login = amount(stats.spend_per_verified(total)) or "-"
+    return (
+        f"Paid sends: {sends}; estimated spend {prices.currency} {spend}, "
+        f"{prices.currency} {per_login} per verified login"
+    )
 
 
 def _place_label(key: str) -> str:

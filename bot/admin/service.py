@@ -9,10 +9,12 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.config import ReportSettings
 from bot.db import repo
 from bot.db.models import AuthEvent, VerifiedUser
 from bot.login import phone
@@ -28,6 +30,8 @@ NUMBER_KEY_LENGTH = 12  # hex digits of the number's keyed hash a confirmation c
 # How long a /revoke confirmation can be acted on: time enough to read it, not so long that a
 # forgotten message ends a login much later.
 REVOKE_CONFIRM_SECONDS = 10 * 60
+# The channels a code is paid for, as `code_sent` details and spend keys name them.
+PAID_CHANNELS = ("sms", "voice", "telegram")
 
 # A key of the statistics: a calling code or a place.
 K = TypeVar("K", int, str)
@@ -74,12 +78,46 @@ class RevokeOutcome(enum.Enum):
     EXPIRED = "expired"  # the confirmation is too old: nothing revoked
 
 
+@dataclass(frozen=True, slots=True)
+class Prices:
+    """What one code costs by each channel (None: unknown), in `currency`, and the channel a
+    request starts by (VERIFY_WORKFLOW's first): a start's `code_sent` event does not name it."""
+
+    sms: Decimal | None = None
+    voice: Decimal | None = None
+    telegram: Decimal | None = None
+    currency: str = "USD"
+    first_channel: str = "sms"
+
+    @property
+    def known(self) -> bool:
+        """Whether any price is set (else no spend is reported at all)."""
+        return any(price is not None for price in (self.sms, self.voice, self.telegram))
+
+    def of(self, channel: str) -> Decimal | None:
+        """The price of one code sent by `channel`."""
+        return {"sms": self.sms, "voice": self.voice, "telegram": self.telegram}.get(channel)
+
+
+def prices_of(settings: ReportSettings) -> Prices:
+    """The prices the settings give (PRICE_PER_*, PRICE_CURRENCY, VERIFY_WORKFLOW)."""
+    return Prices(
+        sms=settings.price_per_sms,
+        voice=settings.price_per_voice_call,
+        telegram=settings.price_per_gateway_code,
+        currency=settings.price_currency,
+        first_channel=settings.verify_workflow[0],
+    )
+
+
 @dataclass(slots=True)
 class Counts:
-    """Starts and verifications, and the rate between them."""
+    """Starts and verifications, and the rate between them; and the paid sends by channel
+    (`sms`, `voice`, `telegram`) that make the spend."""
 
     starts: int = 0
     verified: int = 0
+    sends: dict[str, int] = field(default_factory=dict)
 
     @property
     def conversion(self) -> float | None:
@@ -100,6 +138,25 @@ class Stats:
     per_region: dict[str, Counts] = field(default_factory=dict)
     failures: dict[str, int] = field(default_factory=dict)
     limits: dict[str, int] = field(default_factory=dict)
+    prices: Prices = field(default_factory=Prices)
+
+    def spend(self, counts: Counts) -> Decimal | None:
+        """The estimated cost of `counts`' sends; None while a channel they used has no price."""
+        total = Decimal(0)
+        for channel, sent in counts.sends.items():
+            price = self.prices.of(channel)
+            if price is None:
+                return None
+            total += price * sent
+        return total
+
+    def spend_per_verified(self, counts: Counts) -> Decimal | None:
+        """The estimated cost of one verified login: all the sends over the logins they made
+        (codes that never led to a login are part of what a login costs)."""
+        spend = self.spend(counts)
+        if spend is None or not counts.verified:
+            return None
+        return spend / counts.verified
 
     @property
     def suspicious_countries(self) -> list[int]:
@@ -119,6 +176,17 @@ def _suspicious(per: dict[K, Counts]) -> list[K]:
         for key, counts in per.items()
         if counts.starts >= PUMPING_MIN_STARTS and (counts.conversion or 0.0) < PUMPING_CONVERSION
     )
+
+
+def sent_by(event: str, detail: str | None, first_channel: str) -> str | None:
+    """The paid channel an audit event stands for, if it is a send: a start (`code_sent`
+    without a detail) goes by the workflow's first channel, "Call me instead" (`voice`) is a
+    call; a reused request costs nothing more."""
+    if event != Event.CODE_SENT:
+        return None
+    if detail is None:
+        return first_channel
+    return detail if detail in PAID_CHANNELS else None
 
 
 def place(region: str | None, country_code: int | None) -> str:
@@ -161,8 +229,10 @@ class AdminService:
         readers: async_sessionmaker[AsyncSession] | None = None,
         audit: Audit,
         clock: Callable[[], datetime],
+        prices: Prices | None = None,
     ) -> None:
         self._sessions = sessions
+        self._prices = prices or Prices()
         # Sessions that only read (no write lock on SQLite); the writers' if none are given.
         self._readers = readers or sessions
         self._audit = audit
@@ -304,17 +374,19 @@ class AdminService:
         """Starts, verifications, failures and limits over the last `days` days (UTC days)."""
         now = self._now()
         since = (now - timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
-        stats = Stats(days=days, since=since)
+        stats = Stats(days=days, since=since, prices=self._prices)
         failures: dict[str, int] = defaultdict(int)
         limits: dict[str, int] = defaultdict(int)
         async with self._readers() as session:
             rows = await repo.event_counts(session, since=since)
         for day, event, country, region, detail, count in rows:
+            bucket: str | None = None
+            channel = sent_by(event, detail, self._prices.first_channel)
             if event == Event.CODE_SENT and detail is None:
                 bucket = "starts"
             elif event == Event.VERIFIED:
                 bucket = "verified"
-            else:
+            elif channel is None:
                 if event == Event.FAILED:
                     failures[detail or "unknown"] += count
                 elif event == Event.LIMITED:
@@ -326,7 +398,10 @@ class AdminService:
                 stats.per_country.setdefault(country or 0, Counts()),
                 stats.per_region.setdefault(place(region, country), Counts()),
             ):
-                setattr(counts, bucket, getattr(counts, bucket) + count)
+                if bucket is not None:
+                    setattr(counts, bucket, getattr(counts, bucket) + count)
+                if channel is not None:
+                    counts.sends[channel] = counts.sends.get(channel, 0) + count
         stats.per_day = dict(sorted(stats.per_day.items()))
         stats.per_country = _by_starts(stats.per_country)
         stats.per_region = _by_starts(stats.per_region)

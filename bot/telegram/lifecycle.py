@@ -18,7 +18,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.admin.service import AdminService
+from bot.admin.service import AdminService, prices_of
 from bot.app import ALLOWED_UPDATES, build_application, shares_chats
 from bot.clock import utcnow
 from bot.config import SettingError, Settings, hash_key
@@ -160,7 +160,13 @@ def make_services(
     return Services(
         engine=engine,
         login=login,
-        admin=AdminService(sessions=sessions, readers=readers, audit=audit, clock=clock),
+        admin=AdminService(
+            sessions=sessions,
+            readers=readers,
+            audit=audit,
+            clock=clock,
+            prices=prices_of(settings),
+        ),
         admin_ids=frozenset(settings.bot_admin_ids),
         code_length=settings.verify_code_length,
         workflow=tuple(settings.verify_workflow),
