@@ -163,6 +163,9 @@ class Settings(ReportSettings):
     verify_channel_timeout: int = Field(default=300, ge=15, le=900)
     verify_max_attempts: int = Field(default=3, ge=1, le=10)
 
+    # A contact the user shares from the button, their own, logs them in without a code.
+    trust_telegram_contact: bool = False
+
     limit_cooldown_seconds: int = Field(default=60, ge=0)
     limit_starts_per_hour: int = Field(default=5, ge=1)
     limit_starts_per_day: int = Field(default=10, ge=1)

@@ -24,7 +24,7 @@ from bot.login import limits
 from bot.login.audit import Audit, Event
 from bot.login.limits import Limits, Refusal, Rule, StartLedger
 from bot.login.phone import PhoneNumber
-from bot.login.steps import Notice, NoticeKind, NumberResult, Person, Step
+from bot.login.steps import Method, Notice, NoticeKind, NumberResult, Person, Step
 
 
 @dataclass(frozen=True, slots=True)
@@ -388,9 +388,15 @@ class LoginStore:
         return flow.expires_at
 
     async def record_verified(
-        self, person: Person, phone_number: str, request_id: str
+        self,
+        person: Person,
+        phone_number: str,
+        request_id: str | None,
+        *,
+        method: Method | None = None,
     ) -> int | None:
-        """The chat is logged in with the number and its flow ends (recorded as `verified`).
+        """The chat is logged in with the number and its flow ends (recorded as `verified`,
+        with how the number was proven as the detail).
         A chat that held the number before loses its login: recorded as `number_moved`, and
         it is left a notice. Returns that chat's id, if there was one."""
         async with self._sessions.begin() as session:
@@ -405,7 +411,12 @@ class LoginStore:
             )
             await repo.delete_flow(session, chat_id=person.chat_id)
             await self._person_event(
-                session, person, Event.VERIFIED, e164=phone_number, request_id=request_id
+                session,
+                person,
+                Event.VERIFIED,
+                e164=phone_number,
+                request_id=request_id,
+                detail=method.value if method is not None else None,
             )
             if moved_from is not None:
                 await self._audit.record(

@@ -23,6 +23,7 @@ from bot.login.steps import (
     ChatState,
     CodeOutcome,
     CodeResult,
+    Method,
     NumberOutcome,
     NumberResult,
     Person,
@@ -127,6 +128,30 @@ class LoginService:
                 alert = "global_limit"
             return NumberOutcome(NumberResult.LIMITED, refusal=reserved, alert=alert)
         return await self._start_counted(person, number, reserved)
+
+    async def trusted_contact(self, person: Person, number: PhoneNumber) -> NumberOutcome:
+        """Log in with the user's own contact, shared from the button, without any code
+        (TRUST_TELEGRAM_CONTACT: Telegram proved the number when the account was made). The
+        destination rules still apply; the rate limits do not: no code is sent, so there is
+        nothing to pay for and nothing to guess."""
+        refusal = limits_rules.destination_refusal(self._limits, number)
+        if refusal is not None:
+            logger.info("Refused %s for chat %s: %s", number.masked, person.chat_id, refusal.rule)
+            await self._store.record_limited(person, number, refusal.rule)
+            return NumberOutcome(NumberResult.REFUSED, refusal=refusal)
+        login = await self._store.login_of(person.chat_id)
+        if login is not None and login.phone_number == number.e164:
+            await self._store.cancel_flow(person.chat_id, reason="already_yours")
+            return NumberOutcome(NumberResult.ALREADY_YOURS, phone_number=number.e164)
+        moved_from = await self._store.record_verified(
+            person, number.e164, None, method=Method.TELEGRAM_CONTACT
+        )
+        logger.info("Chat %s logged in with its own contact %s", person.chat_id, number.masked)
+        if moved_from is not None:
+            logger.info(
+                "Number %s moved from chat %s to %s", number.masked, moved_from, person.chat_id
+            )
+        return NumberOutcome(NumberResult.LOGGED_IN, phone_number=number.e164)
 
     async def _start_counted(
         self, person: Person, number: PhoneNumber, start_id: int

@@ -10,6 +10,15 @@ from datetime import datetime
 from bot.login.limits import Refusal
 
 
+class Method(enum.StrEnum):
+    """How a login proved its number; shown to admins and in the audit trail."""
+
+    SMS = "sms"
+    VOICE = "voice"
+    TELEGRAM_GATEWAY = "telegram_gateway"
+    TELEGRAM_CONTACT = "telegram_contact"
+
+
 class Step(enum.StrEnum):
     """Where a chat's login is; stored in `login_flows.step`."""
 
@@ -54,6 +63,7 @@ class NumberResult(enum.Enum):
     BUSY = enum.auto()  # Vonage asked us to slow down
     UNAVAILABLE = enum.auto()  # Vonage failed or cannot be used
     NO_FLOW = enum.auto()  # the chat is not waiting for a number
+    LOGGED_IN = enum.auto()  # proven without a code: the user's own contact, trusted
 
 
 class CallResult(enum.Enum):

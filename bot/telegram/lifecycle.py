@@ -172,6 +172,7 @@ def make_services(
         workflow=tuple(settings.verify_workflow),
         can_call="voice" in settings.verify_workflow[1:],
         resend_after=settings.limit_cooldown_seconds,
+        trust_contact=settings.trust_telegram_contact,
     )
 
 

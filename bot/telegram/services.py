@@ -22,4 +22,5 @@ class Services:
     workflow: tuple[str, ...]  # VERIFY_WORKFLOW
     can_call: bool  # the workflow has a voice call after its first channel
     resend_after: int  # seconds before "Send a new code" works
+    trust_contact: bool = False  # TRUST_TELEGRAM_CONTACT
     users_page_size: int = 10

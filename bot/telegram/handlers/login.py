@@ -5,6 +5,7 @@
                  │  └── stay, with an answer                   │ 410 / 404 / no tries: END
                  └──────────────── /login (restart) ◄──────────┘ expired: END, told next time
     /cancel anywhere ──► END (the Verify request is cancelled)
+    NUMBER ──(own contact, TRUST_TELEGRAM_CONTACT)──► END (logged in, no code)
 
 The state of every flow lives in the `login_flows` table; `FlowConversationHandler` loads it
 before each update (so a restart, or another process, continues where the flow was), and each
@@ -112,7 +113,8 @@ async def got_number_text(update: Update, context: BotContext) -> str | int:
 
 
 async def got_contact(update: Update, context: BotContext) -> str | int:
-    """A shared contact: only the sender's own is accepted; then as a typed number."""
+    """A shared contact: only the sender's own is accepted; it logs in at once (END) under
+    TRUST_TELEGRAM_CONTACT, else it is handled as a typed number."""
     contact = message_of(update).contact
     user = update.effective_user
     if contact is None or user is None or contact.user_id != user.id:
@@ -122,6 +124,9 @@ async def got_contact(update: Update, context: BotContext) -> str | int:
     if number is None:
         await reply(update, texts.NOT_A_NUMBER)
         return NUMBER
+    if context.services.trust_contact:
+        outcome = await context.services.login.trusted_contact(person_of(update), number)
+        return await _answer_number_outcome(update, context, outcome, number)
     return await _start_verification(update, context, number)
 
 
@@ -160,6 +165,11 @@ async def _answer_number_outcome(
             update, _resend_hint(services.resend_after, services.can_call), reply_markup=buttons
         )
         return CODE
+    if result is NumberResult.LOGGED_IN:
+        await reply(
+            update, texts.VERIFIED.format(number=pretty), reply_markup=ReplyKeyboardRemove()
+        )
+        return END
     if result is NumberResult.ALREADY_YOURS:
         await reply(
             update, texts.ALREADY_YOURS.format(number=pretty), reply_markup=ReplyKeyboardRemove()
