@@ -113,18 +113,20 @@ def add_handlers(application: BotApp, *, admin_ids: Collection[int]) -> None:
     application.add_handlers(commands.handlers(When.OUTSIDE_FLOW, admins=admins))
 
     # Order matters! The catch-alls come last. In a group, a private command gets a pointer
-    # to the private chat (an admin command, for admins only); edits outside a flow change
-    # nothing and get no answer; any other private message gets a pointer to /login (or to
-    # /whoami and /logout when logged in).
+    # to the private chat (an admin command, for admins only); edits outside a flow (commands
+    # included) change nothing and get no answer; any other private message gets a pointer to
+    # /login (or to /whoami and /logout when logged in).
     application.add_handlers(
         [
             CommandHandler(
-                commands.private_names(), common.private_only, filters=filters.ChatType.GROUPS
+                commands.private_names(),
+                common.private_only,
+                filters=filters.ChatType.GROUPS & filters.UpdateType.MESSAGE,
             ),
             CommandHandler(
                 commands.private_names(Chats.ADMIN),
                 common.private_only,
-                filters=filters.ChatType.GROUPS & admins,
+                filters=filters.ChatType.GROUPS & filters.UpdateType.MESSAGE & admins,
             ),
             MessageHandler(
                 filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE, common.outside_flow

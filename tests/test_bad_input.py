@@ -7,10 +7,14 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.db.models import AuthEvent, VerifiedUser
 from bot.demo.sandbox import FakeTelegram, FakeVerify
+from bot.telegram.commands import COMMANDS
 from tests.helpers import (
+    ADMIN_ID,
     NUMBER,
     Chat,
     login,
@@ -124,3 +128,94 @@ async def test_code_with_spaces_is_accepted(chat: Chat, verify: FakeVerify) -> N
     code = verify.last_code()
     spaced = f"{code[:3]} {code[3:]}"
     assert await chat.say(spaced) == "You are logged in as +44 7400 123123."
+
+
+# -- edited messages: an edit never acts, as a command, a number or a code -------------------
+
+#: every command name the bot knows, as a user would type it
+COMMAND_TEXTS = [f"/{name}" for c in COMMANDS for name in c.names]
+
+
+async def test_editing_a_message_into_any_command_outside_a_flow_does_nothing(
+    tg: FakeTelegram, chat: Chat, verify: FakeVerify, db: async_sessionmaker[AsyncSession]
+) -> None:
+    await login(chat, verify)
+    hello = tg.send_text(chat.id, "hello")
+    assert "/logout" in (await tg.next_reply(chat.id)).text
+    for text in [*COMMAND_TEXTS, "/users 1", f"/user {chat.id}", f"/revoke {chat.id}"]:
+        tg.edit_text(chat.id, hello, text)
+        assert await chat.quiet() == [], text
+    # One chat's updates are handled in order: a late answer to an edit would come first.
+    assert (await chat.say("/whoami")).startswith("You are logged in as +44 7400 123123 ")
+    assert await saved_flow(db, chat.id) is None
+    assert len(verify.calls()) == 2  # the login's start and check, nothing since
+
+
+async def test_an_admin_editing_a_message_into_an_admin_command_gets_nothing(
+    tg: FakeTelegram, chat: Chat, verify: FakeVerify, db: async_sessionmaker[AsyncSession]
+) -> None:
+    await login(chat, verify)
+    admin = Chat(tg, ADMIN_ID, "Boss", "boss")
+    hello = tg.send_text(admin.id, "hello")
+    await tg.next_reply(admin.id)
+    for text in ["/users", "/user +447400123123", f"/revoke {chat.id}", "/stats", "/help"]:
+        tg.edit_text(admin.id, hello, text)
+        assert await admin.quiet() == [], text
+    # One chat's updates are handled in order: a late answer to an edit would come first.
+    assert (await admin.say("/help")).startswith("I log you in")
+    async with db() as session:
+        assert await session.get(VerifiedUser, chat.id) is not None
+        lookups = await session.scalar(
+            select(func.count()).select_from(AuthEvent).where(AuthEvent.event == "admin_lookup")
+        )
+    assert lookups == 0
+
+
+@pytest.mark.parametrize("step", ["number", "code"])
+async def test_editing_a_message_during_a_flow_gets_the_reminder_and_changes_nothing(
+    tg: FakeTelegram,
+    chat: Chat,
+    verify: FakeVerify,
+    db: async_sessionmaker[AsyncSession],
+    step: str,
+) -> None:
+    await login(chat, verify)
+    hello = tg.send_text(chat.id, "hello")
+    await tg.next_reply(chat.id)
+    await chat.send("/login")
+    reminder = "I am waiting for your phone number (or /cancel to stop)."
+    if step == "code":
+        await chat.number("+44 7400 555666")
+        reminder = "I am waiting for the 6-digit code sent to +44 7400 555666 (or /cancel to stop)."
+    before = await saved_flow(db, chat.id)
+    calls = len(verify.calls())
+    edits = ["/cancel", "/logout", "/login", "/forget", "+44 7400 777888"]
+    if step == "code":
+        edits.append(verify.last_code())
+    for text in edits:
+        tg.edit_text(chat.id, hello, text)
+        assert (await tg.next_reply(chat.id)).text == reminder, text
+    assert await chat.quiet() == []
+    after = await saved_flow(db, chat.id)
+    assert before is not None and after is not None
+    assert (after.step, after.tries_left, after.request_id) == (
+        before.step,
+        before.tries_left,
+        before.request_id,
+    )
+    assert len(verify.calls()) == calls
+    async with db() as session:
+        assert await session.get(VerifiedUser, chat.id) is not None
+
+
+async def test_editing_a_group_message_into_a_command_gets_no_answer(
+    tg: FakeTelegram, chat: Chat
+) -> None:
+    hello = tg.send_text(-100, "hello", user_id=chat.id, chat_type="group")
+    await tg.wait_idle()  # "hello" is delivered before it is edited
+    for text in ["/login", "/help"]:
+        tg.edit_text(-100, hello, text)
+        assert await chat.quiet() == [], text
+        assert tg.drain(-100) == [], text
+    tg.send_text(-100, "/login", user_id=chat.id, chat_type="group")
+    assert (await tg.next_reply(-100)).text.startswith("For your privacy")

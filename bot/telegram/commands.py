@@ -57,14 +57,16 @@ class Command:
     args: str = ""  # shown after the name in /help, such as "[page]"
 
     def handler(self, admins: filters.User) -> Handler:
-        """The handler that answers this command (`admins`: BOT_ADMIN_IDS as a filter)."""
-        where: filters.BaseFilter | None = None
+        """The handler that answers this command (`admins`: BOT_ADMIN_IDS as a filter), typed
+        in a new message: never an edit, so editing an old message into a command changes
+        nothing."""
+        where: filters.BaseFilter = filters.UpdateType.MESSAGE
         if self.chats is Chats.PRIVATE:
-            where = filters.ChatType.PRIVATE
+            where = where & filters.ChatType.PRIVATE
         elif self.chats is Chats.ADMIN:
             # Anyone else's update is not matched at all, so it falls through to exactly the
             # handlers an unknown command reaches.
-            where = filters.ChatType.PRIVATE & admins
+            where = where & filters.ChatType.PRIVATE & admins
         return CommandHandler(list(self.names), self.callback, filters=where)
 
 
