@@ -338,6 +338,24 @@ async def test_other_user_updates(bot: Bot, tg: FakeTelegram) -> None:
     assert edited.text == "/start"
     assert edited.edit_date is not None
     assert updates[-1].update_id - updates[0].update_id == 6
+    # The edit changed the message, not the update that first brought it.
+    assert updates[5].message.text == "hello"
+
+
+async def test_send_update_delivers_an_update_as_given(bot: Bot, tg: FakeTelegram) -> None:
+    tg.send_text(ALICE, "/login")
+    (taken,) = tg.take_updates()
+    del taken["message"]["from"]
+    assert tg.send_update(taken) == taken["update_id"]
+    new_id = tg.send_update({"callback_query": {"id": "7", "chat_instance": "x"}})
+    first, second = await bot.get_updates()
+    assert first.update_id == taken["update_id"]
+    assert first.message is not None
+    assert first.message.text == "/login"
+    assert first.effective_user is None
+    assert second.update_id == new_id > first.update_id
+    with pytest.raises(ValueError, match="numeric update_id"):
+        tg.send_update({"update_id": "x"})
 
 
 async def test_blocked_user_and_injected_faults(

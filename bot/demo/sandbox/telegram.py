@@ -648,7 +648,8 @@ class FakeTelegram(SandboxServer):
             }
         message.update(content)
         self._user_messages.setdefault(chat_id, {})[message_id] = message
-        self._enqueue({"message": message})
+        # A copy: a later edit changes the stored message, not the update already sent.
+        self._enqueue({"message": dict(message)})
         return message_id
 
     def _enqueue(self, update: dict[str, Any]) -> int:
@@ -807,6 +808,19 @@ class FakeTelegram(SandboxServer):
             message.pop("entities", None)
         self._enqueue({"edited_message": dict(message)})
         return message_id
+
+    def send_update(self, update: Mapping[str, Any]) -> int:
+        """Deliver an update exactly as given: one Telegram rarely sends or a malformed one,
+        often one taken with :meth:`take_updates` and changed. It keeps its ``update_id``
+        (a new one is given without it); returns the ``update_id``."""
+        update_id = update.get("update_id")
+        if update_id is None:
+            return self._enqueue(dict(update))
+        if not isinstance(update_id, int):
+            raise ValueError("getUpdates confirms updates by their numeric update_id")
+        self._updates.append(dict(update))
+        self._notify()
+        return update_id
 
     @staticmethod
     def _command_entities(text: str) -> list[dict[str, Any]]:
