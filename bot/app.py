@@ -88,6 +88,9 @@ def add_handlers(application: BotApp, *, admin_ids: Collection[int]) -> None:
         fallbacks=commands.handlers(When.IN_FLOW, admins=admins),
     )
 
+    # Group -2, first: an update that names no sender reaches no other handler.
+    application.add_handler(TypeHandler(Update, common.without_sender), group=-2)
+
     # Group -1, before anything reads it: the chat's login step, loaded from the database.
     application.add_handler(TypeHandler(Update, conversation.sync_from_database), group=-1)
 

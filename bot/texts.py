@@ -110,6 +110,10 @@ USERS_HEADER = "Verified users ({total}), page {page} of {pages}:"
 USERS_LINE = "{number} · chat {chat_id} · {name} · {when}"
 
 APOLOGY = "Sorry, something went wrong on my side. Please try again in a moment."
+NO_SENDER = (
+    "I cannot tell who sent that, so I cannot act on it. Please write to me from your own "
+    "Telegram account."
+)
 
 ALERTS = {
     "bad_credentials": "Vonage refused the bot's credentials (HTTP 401): logins are failing. "

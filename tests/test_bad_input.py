@@ -3,6 +3,8 @@ reaches Vonage, and the flow stays where it was."""
 
 from __future__ import annotations
 
+import functools
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -197,7 +199,8 @@ async def test_editing_a_message_during_a_flow_gets_the_reminder_and_changes_not
         assert (await tg.next_reply(chat.id)).text == reminder, text
     assert await chat.quiet() == []
     after = await saved_flow(db, chat.id)
-    assert before is not None and after is not None
+    assert before is not None
+    assert after is not None
     assert (after.step, after.tries_left, after.request_id) == (
         before.step,
         before.tries_left,
@@ -212,10 +215,126 @@ async def test_editing_a_group_message_into_a_command_gets_no_answer(
     tg: FakeTelegram, chat: Chat
 ) -> None:
     hello = tg.send_text(-100, "hello", user_id=chat.id, chat_type="group")
-    await tg.wait_idle()  # "hello" is delivered before it is edited
     for text in ["/login", "/help"]:
         tg.edit_text(-100, hello, text)
         assert await chat.quiet() == [], text
         assert tg.drain(-100) == [], text
     tg.send_text(-100, "/login", user_id=chat.id, chat_type="group")
     assert (await tg.next_reply(-100)).text.startswith("For your privacy")
+
+
+# -- updates that name no sender (`from` absent) or lack what a button needs ---------------
+
+NO_SENDER = (
+    "I cannot tell who sent that, so I cannot act on it. Please write to me from your own "
+    "Telegram account."
+)
+
+
+def without(tg: FakeTelegram, send: Callable[[], object], *fields: str) -> None:
+    """Do `send`, but deliver its update without the given fields of what it carries (the
+    message, the edit or the button press): as Telegram sends a message of an anonymous or
+    channel-linked sender, or as a malformed update is."""
+    send()
+    updates = tg.take_updates()
+    for kind in ("message", "edited_message", "callback_query"):
+        if kind in updates[-1]:
+            carried = updates[-1][kind]
+            updates[-1][kind] = {key: value for key, value in carried.items() if key not in fields}
+    for update in updates:  # the ones before were fetched, not confirmed yet: as they were
+        tg.send_update(update)
+
+
+def no_error_logged(caplog: pytest.LogCaptureFixture) -> bool:
+    return not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_a_message_without_a_sender_outside_a_flow_is_answered_and_changes_nothing(
+    tg: FakeTelegram,
+    chat: Chat,
+    verify: FakeVerify,
+    db: async_sessionmaker[AsyncSession],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    await login(chat, verify)
+    for text in ["hello", "/login", "/logout", "/whoami", "/cancel", "/forget", "/users"]:
+        without(tg, functools.partial(tg.send_text, chat.id, text), "from")
+        assert (await tg.next_reply(chat.id)).text == NO_SENDER, text
+    without(tg, lambda: tg.send_sticker(chat.id), "from")
+    assert (await tg.next_reply(chat.id)).text == NO_SENDER
+    assert await chat.quiet() == []
+    assert no_error_logged(caplog)
+    assert await saved_flow(db, chat.id) is None
+    async with db() as session:
+        assert await session.get(VerifiedUser, chat.id) is not None
+    assert len(verify.calls()) == 2
+
+
+async def test_a_message_without_a_sender_while_a_number_is_awaited_starts_nothing(
+    tg: FakeTelegram,
+    chat: Chat,
+    verify: FakeVerify,
+    db: async_sessionmaker[AsyncSession],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    await chat.send("/login")
+    sends: list[Callable[[], object]] = [
+        lambda: tg.send_text(chat.id, NUMBER),
+        lambda: tg.send_contact(chat.id, "447400123123"),
+        lambda: tg.send_text(chat.id, "/cancel"),
+        lambda: tg.send_text(chat.id, "/login"),
+        lambda: tg.send_photo(chat.id),
+    ]
+    for send in sends:
+        without(tg, send, "from")
+        assert (await tg.next_reply(chat.id)).text == NO_SENDER
+        assert await saved_step(db, chat.id) == "number"
+    assert await chat.quiet() == []
+    assert no_error_logged(caplog)
+    assert verify.calls() == []
+
+
+async def test_a_code_or_a_button_without_a_sender_uses_no_try_and_sends_nothing(
+    tg: FakeTelegram,
+    chat: Chat,
+    verify: FakeVerify,
+    db: async_sessionmaker[AsyncSession],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    await chat.send("/login")
+    tg.send_text(chat.id, NUMBER)
+    _, buttons = await tg.wait_for_messages(chat.id, 2)
+    code = verify.last_code()
+    for text in [code, "/cancel", "/login"]:
+        without(tg, functools.partial(tg.send_text, chat.id, text), "from")
+        assert (await tg.next_reply(chat.id)).text == NO_SENDER, text
+    without(tg, lambda: tg.click(buttons, "Send a new code"), "from")
+    await tg.wait_for(lambda: len(tg.callback_answers) == 1)
+    # An edit without a sender changes nothing either (and, like other edits, is not acted on).
+    without(tg, lambda: tg.edit_text(chat.id, 1, code), "from")
+    assert await chat.quiet() == []
+    assert no_error_logged(caplog)
+    flow = await saved_flow(db, chat.id)
+    assert flow is not None
+    assert (flow.step, flow.tries_left) == ("code", 3)
+    assert [call.kind for call in verify.calls()] == ["start"]
+    assert await chat.say(code) == "You are logged in as +44 7400 123123."
+
+
+async def test_a_button_press_without_a_sender_or_a_message_is_answered_and_does_nothing(
+    tg: FakeTelegram,
+    chat: Chat,
+    verify: FakeVerify,
+    db: async_sessionmaker[AsyncSession],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    await login(chat, verify)
+    question = (await chat.send("/forget"))[0]
+    without(tg, lambda: tg.click(question, "Yes, erase everything"), "from")
+    await tg.wait_for(lambda: len(tg.callback_answers) == 1)
+    without(tg, lambda: tg.click(question, "Yes, erase everything"), "message")
+    await tg.wait_for(lambda: len(tg.callback_answers) == 2)
+    assert await chat.quiet() == []
+    assert no_error_logged(caplog)
+    async with db() as session:
+        assert await session.get(VerifiedUser, chat.id) is not None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from telegram import Message, Update
+from telegram import CallbackQuery, Message, Update
 from telegram.constants import ChatType
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import Application, CallbackContext, ExtBot
@@ -42,7 +42,8 @@ BotApp = Application[ExtBot[int], BotContext, dict[Any, Any], dict[Any, Any], Bo
 
 
 def person_of(update: Update) -> Person:
-    """The chat and user an update comes from."""
+    """The chat and user an update comes from (an update without a sender never reaches a
+    handler: `bot.telegram.handlers.common.without_sender` stops it first)."""
     chat = update.effective_chat
     user = update.effective_user
     if chat is None or user is None:
@@ -67,6 +68,19 @@ def message_of(update: Update) -> Message:
     if message is None:
         raise ValueError("update without message")
     return message
+
+
+async def private_button(update: Update) -> CallbackQuery | None:
+    """The button press, when it comes from a private chat with the bot. Any other press
+    (one Telegram sends without its message, so without a chat) is answered, so the button
+    stops spinning, and None is returned: there is nothing to act on."""
+    query = update.callback_query
+    if query is None:
+        return None
+    if not is_private(update):
+        await query.answer()
+        return None
+    return query
 
 
 async def reply(update: Update, text: str, **kwargs: Any) -> None:

@@ -3,14 +3,41 @@ catch-alls (`bot.telegram.commands` says where each is answered)."""
 
 from __future__ import annotations
 
+import logging
+
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, ReplyKeyboardRemove, Update
-from telegram.ext import ConversationHandler
+from telegram.ext import ApplicationHandlerStop, ConversationHandler
 
 from bot import texts
 from bot.login import phone
-from bot.telegram.handlers.base import BotContext, edit_quietly, is_private, person_of, reply
+from bot.telegram.handlers.base import (
+    BotContext,
+    edit_quietly,
+    is_private,
+    person_of,
+    private_button,
+    reply,
+)
+
+logger = logging.getLogger(__name__)
 
 END = ConversationHandler.END
+
+
+async def without_sender(update: Update, context: BotContext) -> None:
+    """Stop an update that names no sender (`from` absent: a malformed update, or a sender
+    Telegram does not name) before any other handler: none could tell whose login it would
+    touch. A new private message gets a short answer, a button press an empty one (so it
+    stops spinning), anything else nothing."""
+    if update.effective_user is not None:
+        return
+    chat = update.effective_chat
+    logger.info("Ignored an update without a sender (chat %s)", chat.id if chat else None)
+    if update.callback_query is not None:
+        await update.callback_query.answer()
+    elif update.message is not None and is_private(update):
+        await reply(update, texts.NO_SENDER)
+    raise ApplicationHandlerStop
 
 
 async def whoami(update: Update, context: BotContext) -> None:
@@ -68,8 +95,8 @@ async def forget(update: Update, context: BotContext) -> None:
 
 async def forget_button(update: Update, context: BotContext) -> None:
     """The answer to /forget's question: erase everything about the chat, or nothing."""
-    query = update.callback_query
-    if query is None or not is_private(update):
+    query = await private_button(update)
+    if query is None:
         return
     await query.answer()
     if query.data == f"{FORGET_CALLBACK}yes":

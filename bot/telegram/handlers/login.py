@@ -51,6 +51,7 @@ from bot.telegram.handlers.base import (
     message_of,
     notify_admins,
     person_of,
+    private_button,
     reply,
 )
 
@@ -237,8 +238,8 @@ def _resend_hint(seconds: int, can_call: bool) -> str:
 async def resend_button(update: Update, context: BotContext) -> None:
     """ "Send a new code" / "Call me instead": only while a code is awaited, and never
     sooner than LIMIT_COOLDOWN_SECONDS after the last one went out."""
-    query = update.callback_query
-    if query is None or not is_private(update):
+    query = await private_button(update)
+    if query is None:
         return
     services = context.services
     person = person_of(update)
