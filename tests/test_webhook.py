@@ -4,6 +4,8 @@ handled before the answer, and /healthz tells whether the database answers."""
 from __future__ import annotations
 
 import contextlib
+import json
+import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -14,12 +16,14 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import texts
+from bot.app import ALLOWED_UPDATES
 from bot.db.locks import ChatLocks
 from bot.db.models import LoginFlow
 from bot.demo.sandbox import FakeTelegram
 from bot.telegram.handlers.base import BotApp
 from bot.telegram.lifecycle import running
 from bot.telegram.ordering import ChatOrderedUpdateProcessor
+from bot.telegram.updates import KINDS
 from bot.telegram.webhook import SECRET_HEADER, webhook_app
 from tests.helpers import Clock
 
@@ -37,6 +41,12 @@ class Hook:
     async def post(self, update: dict[str, Any], secret: str | None = SECRET) -> int:
         headers = {SECRET_HEADER: secret} if secret is not None else {}
         async with self.http.post(f"{self.url}/hook/path", json=update, headers=headers) as r:
+            return r.status
+
+    async def post_body(self, body: bytes) -> int:
+        """Post these bytes as the body, with the right secret."""
+        headers = {SECRET_HEADER: SECRET, "Content-Type": "application/json"}
+        async with self.http.post(f"{self.url}/hook/path", data=body, headers=headers) as r:
             return r.status
 
     async def health(self) -> int:
@@ -88,12 +98,82 @@ async def test_updates_without_the_secret_are_refused_and_reach_no_handler(
         assert (await session.execute(select(LoginFlow))).first() is not None
 
 
-async def test_garbage_bodies_are_refused(serve_hook: Callable[..., Any]) -> None:
+# A message as Telegram sends it, for the bodies below to break one field each.
+MESSAGE: dict[str, Any] = {
+    "message_id": 1,
+    "date": 1_700_000_000,
+    "chat": {"id": 1001, "type": "private", "first_name": "Ada"},
+    "from": {"id": 1001, "is_bot": False, "first_name": "Ada"},
+    "text": "+44 7400 123123",
+}
+NOT_UPDATES = {
+    "not json": b"+44 7400 123123 {",
+    "not utf-8": b"\xff\xfe+447400123123",
+    "a list": b"[1]",
+    "a string": b'"+447400123123"',
+    "null": b"null",
+    "an empty object": b"{}",
+    "update_id a string": b'{"update_id": "x"}',
+    "update_id a boolean": b'{"update_id": true, "message": %s}' % json.dumps(MESSAGE).encode(),
+    "chat a string": {"message": {**MESSAGE, "chat": "+447400123123"}},
+    "chat id a string": {"message": {**MESSAGE, "chat": {"id": "1001", "type": "private"}}},
+    "from a string": {"message": {**MESSAGE, "from": "+447400123123"}},
+    "text a number": {"message": {**MESSAGE, "text": 447400123123}},
+    "date a word": {"edited_message": {**MESSAGE, "date": "+447400123123"}},
+    "command length a word": {
+        "message": {
+            **MESSAGE,
+            "text": "/login",
+            "entities": [{"type": "bot_command", "offset": 0, "length": "x"}],
+        }
+    },
+    "contact without its number": {
+        "message": {
+            **{k: v for k, v in MESSAGE.items() if k != "text"},
+            "contact": {"first_name": "Ada", "user_id": 1001},
+        }
+    },
+    "button press without a sender": {
+        "callback_query": {
+            "id": "1",
+            "chat_instance": "c",
+            "data": "resend:new",
+            "message": MESSAGE,
+        },
+    },
+}
+
+
+@pytest.mark.parametrize("body", NOT_UPDATES.values(), ids=NOT_UPDATES.keys())
+async def test_a_body_that_is_not_an_update_is_accepted_logged_once_and_does_nothing(
+    tg: FakeTelegram,
+    serve_hook: Callable[..., Any],
+    db: async_sessionmaker[AsyncSession],
+    caplog: pytest.LogCaptureFixture,
+    body: bytes | dict[str, Any],
+) -> None:
+    tg.user(1001, "Ada")
     hook: Hook = await serve_hook()
-    async with hook.http.post(
-        f"{hook.url}/hook/path", data=b"not json", headers={SECRET_HEADER: SECRET}
-    ) as response:
-        assert response.status == 400
+    raw = body if isinstance(body, bytes) else json.dumps({"update_id": 5, **body}).encode()
+    caplog.clear()
+    # 200: Telegram delivers again whatever is not answered 2xx, so any other answer would
+    # bring the same body back, again and again.
+    assert await hook.post_body(raw) == 200
+    await tg.wait_idle()
+    assert tg.messages(1001) == []
+    async with db() as session:
+        assert (await session.execute(select(LoginFlow))).first() is None
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [(r.name, r.levelname) for r in warnings] == [("bot.telegram.webhook", "WARNING")]
+    assert warnings[0].exc_info is None
+    assert "7400" not in caplog.text
+    assert "123123" not in caplog.text
+
+    # The server goes on: the next update is handled.
+    tg.send_text(1001, "/login")
+    (update,) = tg.take_updates()
+    assert await hook.post(update) == 200
+    assert "phone number" in tg.messages(1001)[0].text
 
 
 async def test_healthz_answers_200_with_a_database_and_503_without(
@@ -136,3 +216,21 @@ async def test_an_update_whose_chat_another_process_keeps_too_long_gets_the_apol
         assert (await session.execute(select(LoginFlow))).first() is None  # not acted on
     await other_process.close()
     await impatient.close()
+
+
+async def test_an_update_of_a_kind_the_bot_did_not_ask_for_is_accepted_and_ignored(
+    tg: FakeTelegram,
+    serve_hook: Callable[..., Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    tg.user(1001, "Ada")
+    hook: Hook = await serve_hook()
+    channel_post = {**MESSAGE, "chat": {"id": "1001", "type": "channel"}}
+    assert await hook.post({"update_id": 5, "channel_post": channel_post}) == 200
+    await tg.wait_idle()
+    assert tg.messages(1001) == []
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+def test_the_webhook_checks_every_kind_of_update_the_bot_asks_for() -> None:
+    assert sorted(KINDS) == sorted(ALLOWED_UPDATES)

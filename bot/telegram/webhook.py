@@ -3,7 +3,9 @@
 Each update is handled before the response is sent, so Telegram delivers it again if the
 process dies half-way (with several processes on PostgreSQL, the per-chat locks make sure it
 is acted on once). A request without the right secret token is refused with 403 and never
-reaches a handler.
+reaches a handler. A body with the secret that is not an update (`bot.telegram.updates`) is
+answered 200 and dropped with one warning: Telegram delivers again whatever it does not get a
+2xx for, so any other answer would bring the same body back for as long as Telegram tries.
 """
 
 from __future__ import annotations
@@ -11,18 +13,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import json
 import logging
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
 from aiohttp import web
 from sqlalchemy import text
-from telegram import Update
 
 from bot.app import ALLOWED_UPDATES
 from bot.config import Settings
 from bot.telegram.handlers.base import BotApp
+from bot.telegram.updates import NotAnUpdate, parse_update
 
 logger = logging.getLogger(__name__)
 
@@ -39,12 +40,10 @@ def webhook_app(application: BotApp, *, path: str, secret: str) -> web.Applicati
         if not hmac.compare_digest(given.encode(), secret.encode()):
             return web.Response(status=403, text="forbidden")
         try:
-            data = json.loads(await request.read())
-            update = Update.de_json(data, application.bot)
-        except (ValueError, TypeError, KeyError):
-            return web.Response(status=400, text="not an update")
-        if update is None:
-            return web.Response(status=400, text="not an update")
+            update = parse_update(await request.read(), application.bot)
+        except NotAnUpdate as error:
+            logger.warning("Ignored a webhook body that is not a Telegram update: %s", error)
+            return web.Response(text="ignored")
         processor = application.update_processor
         await processor.process_update(update, application.process_update(update))
         return web.Response(text="ok")
