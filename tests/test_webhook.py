@@ -117,6 +117,7 @@ NOT_UPDATES = {
     "update_id a boolean": b'{"update_id": true, "message": %s}' % json.dumps(MESSAGE).encode(),
     "chat a string": {"message": {**MESSAGE, "chat": "+447400123123"}},
     "chat id a string": {"message": {**MESSAGE, "chat": {"id": "1001", "type": "private"}}},
+    "chat id beyond 64 bits": {"message": {**MESSAGE, "chat": {"id": 1 << 64, "type": "private"}}},
     "from a string": {"message": {**MESSAGE, "from": "+447400123123"}},
     "text a number": {"message": {**MESSAGE, "text": 447400123123}},
     "date a word": {"edited_message": {**MESSAGE, "date": "+447400123123"}},

@@ -10,6 +10,7 @@ gets that far.
 from __future__ import annotations
 
 import json
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from telegram import Bot, Update
@@ -19,6 +20,11 @@ class NotAnUpdate(ValueError):
     """The body is not a Telegram update; the message says why without quoting the body."""
 
 
+# An id Telegram gives (of an update, a chat, a user, a message): an integer the database's
+# BIGINT holds (Telegram's have at most 52 bits).
+_Id = Annotated[int, Field(ge=-(1 << 63), lt=1 << 63)]
+
+
 class _Shape(BaseModel):
     # Strict: a number in a string, or a boolean, is not an integer. Other fields (Telegram
     # adds some every year) are neither checked nor refused.
@@ -26,7 +32,7 @@ class _Shape(BaseModel):
 
 
 class _User(_Shape):
-    id: int
+    id: _Id
     is_bot: bool
     first_name: str
     last_name: str | None = None
@@ -34,7 +40,7 @@ class _User(_Shape):
 
 
 class _Chat(_Shape):
-    id: int
+    id: _Id
     type: str
 
 
@@ -47,11 +53,11 @@ class _Entity(_Shape):
 class _Contact(_Shape):
     phone_number: str
     first_name: str
-    user_id: int | None = None
+    user_id: _Id | None = None
 
 
 class _Message(_Shape):
-    message_id: int
+    message_id: _Id
     date: int
     chat: _Chat
     sender: _User | None = Field(default=None, alias="from")
@@ -71,7 +77,7 @@ class _CallbackQuery(_Shape):
 class _Update(_Shape):
     """The update kinds the bot asks Telegram for (`bot.app.ALLOWED_UPDATES`), one field each."""
 
-    update_id: int
+    update_id: _Id
     message: _Message | None = None
     edited_message: _Message | None = None
     callback_query: _CallbackQuery | None = None
