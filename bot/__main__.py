@@ -1,5 +1,6 @@
 """Command line: `python -m bot [run]` starts the bot; `users`, `events` and `stats` are the
-admin commands; `demo` tries the bot without credentials (see `python -m bot --help`)."""
+admin commands, `clients` and `oidc` manage the websites logging in through it; `demo` tries
+the bot without credentials (see `python -m bot --help`)."""
 
 from __future__ import annotations
 
@@ -77,7 +78,7 @@ example:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit status."""
     args = _parser().parse_args(argv)
-    if args.command in ("users", "events", "stats"):
+    if args.command in ("users", "events", "stats", "clients", "oidc"):
         return _admin(args)
     if args.command == "demo":
         from bot.demo import terminal as demo

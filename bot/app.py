@@ -24,7 +24,7 @@ from bot.config import Settings
 from bot.db.engine import is_sqlite
 from bot.telegram import commands
 from bot.telegram.commands import Chats, When
-from bot.telegram.handlers import admin, common, login
+from bot.telegram.handlers import admin, common, login, weblogin
 from bot.telegram.handlers.base import BotApp, BotContext, BotData
 from bot.telegram.handlers.errors import on_error
 from bot.telegram.http import AiohttpRequest
@@ -105,6 +105,7 @@ def add_handlers(application: BotApp, *, admin_ids: Collection[int]) -> None:
     application.add_handlers(
         [
             CallbackQueryHandler(login.resend_button, pattern=f"^{login.RESEND_CALLBACK}"),
+            CallbackQueryHandler(weblogin.answer_button, pattern=f"^{weblogin.CONFIRM_CALLBACK}"),
             CallbackQueryHandler(common.forget_button, pattern=f"^{common.FORGET_CALLBACK}"),
             CallbackQueryHandler(admin.users_page_button, pattern=f"^{admin.USERS_CALLBACK}"),
             CallbackQueryHandler(admin.revoke_button, pattern=f"^{admin.REVOKE_CALLBACK}"),

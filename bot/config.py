@@ -181,6 +181,16 @@ class Settings(ReportSettings):
     webhook_listen: str = "127.0.0.1"
     webhook_port: int = Field(default=8443, ge=1, le=65535)
     webhook_secret: SecretStr | None = None
+    # Proxies whose X-Forwarded-For is believed (the web login's per-address limit).
+    webhook_trusted_proxies: Annotated[
+        list[ipaddress.IPv4Network | ipaddress.IPv6Network], NoDecode
+    ] = [ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128")]
+
+    # Logging in to websites (OpenID Connect): on when OIDC_ISSUER is set.
+    oidc_issuer: str | None = None
+    oidc_signing_key: SecretStr | None = None
+    limit_web_requests_per_ip_per_hour: int = Field(default=30, ge=1)
+    limit_web_requests_per_client_per_hour: int = Field(default=1000, ge=1)
 
     log_level: str = "INFO"
 
@@ -191,11 +201,47 @@ class Settings(ReportSettings):
         "allowed_regions",
         "denied_regions",
         "denied_number_prefixes",
+        "webhook_trusted_proxies",
         mode="before",
     )
     @classmethod
     def _csv(cls, value: Any) -> Any:
         return _split_csv(value)
+
+    @field_validator("webhook_trusted_proxies", mode="before")
+    @classmethod
+    def _networks(cls, value: Any) -> Any:
+        if not isinstance(value, list):
+            return value
+        networks = []
+        for item in value:
+            try:
+                networks.append(ipaddress.ip_network(item, strict=False))
+            except ValueError:
+                raise ValueError(
+                    f"{item!r} is not an IP address or network such as 10.0.0.0/8"
+                ) from None
+        return networks
+
+    @field_validator("oidc_issuer")
+    @classmethod
+    def _issuer(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        problem = (
+            "must be the public https:// base URL of the login, such as https://login.example.com"
+        )
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+        except ValueError:
+            raise ValueError(problem) from None
+        local = parts.scheme == "http" and is_loopback(parts.hostname)
+        if not (parts.scheme == "https" or local) or not parts.hostname:
+            raise ValueError(problem + " (plain http only on localhost)")
+        if parts.query or parts.fragment or "#" in value or parts.username or parts.password:
+            raise ValueError(problem + " (no query, fragment or user name)")
+        return value.rstrip("/")
 
     @field_validator("allowed_country_codes", "denied_country_codes")
     @classmethod
@@ -230,7 +276,7 @@ class Settings(ReportSettings):
         if value.startswith("https://"):
             return value
         # The token is part of every Bot API URL: in clear only to a server on this machine.
-        if not (value.startswith("http://") and _is_loopback(urlsplit(value).hostname)):
+        if not (value.startswith("http://") and is_loopback(urlsplit(value).hostname)):
             raise ValueError(
                 "must be https:// (such as https://api.telegram.org/bot); plain http:// only "
                 "to a Bot API server on this machine (127.0.0.1, ::1 or localhost)"
@@ -286,7 +332,9 @@ class Settings(ReportSettings):
                 raise SettingError("vonage_application_id", "is needed with VONAGE_PRIVATE_KEY")
             if self.vonage_private_key is None:
                 raise SettingError("vonage_private_key", "is needed with VONAGE_APPLICATION_ID")
-            self.vonage_private_key = SecretStr(_read_private_key(self.vonage_private_key))
+            self.vonage_private_key = SecretStr(
+                _read_private_key(self.vonage_private_key, "vonage_private_key")
+            )
         elif has_key:
             if not self.vonage_api_key:
                 raise SettingError("vonage_api_key", "is needed with VONAGE_API_SECRET")
@@ -305,6 +353,18 @@ class Settings(ReportSettings):
                 "every update (for example from `openssl rand -hex 32`)",
             )
         self._regions_reachable()
+        if self.oidc_signing_key is not None:
+            if not self.oidc_signing_key.get_secret_value():
+                self.oidc_signing_key = None
+            else:
+                pem = _read_private_key(self.oidc_signing_key, "oidc_signing_key")
+                from bot.login.oidc_keys import load_key
+
+                try:
+                    load_key(pem)
+                except ValueError as error:
+                    raise SettingError("oidc_signing_key", str(error)) from None
+                self.oidc_signing_key = SecretStr(pem)
         if self.verify_channel_timeout * len(self.verify_workflow) > self.verify_code_ttl_seconds:
             raise SettingError(
                 "verify_channel_timeout",
@@ -344,7 +404,8 @@ class Settings(ReportSettings):
             )
 
 
-def _is_loopback(host: str | None) -> bool:
+def is_loopback(host: str | None) -> bool:
+    """`localhost` or a loopback address (where plain http is acceptable)."""
     if host is None:
         return False
     if host.lower() == "localhost":
@@ -375,8 +436,8 @@ class SettingError(ValueError):
         self.message = message
 
 
-def _read_private_key(value: SecretStr) -> str:
-    """Accept the PEM text itself or a path to a file holding it."""
+def _read_private_key(value: SecretStr, name: str) -> str:
+    """Accept the PEM text itself or a path to a file holding it (setting `name`)."""
     text = value.get_secret_value()
     if "-----BEGIN" in text:
         return text.replace("\\n", "\n")
@@ -384,9 +445,7 @@ def _read_private_key(value: SecretStr) -> str:
     try:
         return path.read_text()
     except (OSError, UnicodeDecodeError):
-        raise SettingError(
-            "vonage_private_key", "must be PEM text or the path of a readable key file"
-        ) from None
+        raise SettingError(name, "must be PEM text or the path of a readable key file") from None
 
 
 def describe_error(error: ValidationError | SettingError) -> str:

@@ -158,6 +158,8 @@ PRIVACY = (
     "...), with the number masked (+44******123) and as a keyed hash.\n"
     "\u2022 To stop abuse of paid SMS: when this chat asked for codes, with the number only "
     "as a keyed hash, for two days (also after /forget, or it would lift the limits).\n"
+    "\u2022 When you log in to a website through me: which website, and the number and name "
+    "it was given, for a day.\n"
     "I never store or log the codes themselves. Vonage sends the codes; see its privacy "
     "policy for what it keeps.\n"
     "/forget erases your login and detaches this chat from everything else I keep."
@@ -200,3 +202,60 @@ REVOKE_CHANGED = (
 )
 REVOKE_NOTHING = "{query} is not logged in."
 STATS_USAGE = "Usage: /stats [days], days from 1 to 366"
+
+# ---- logging in to websites (OpenID Connect) ------------------------------------------------
+# In Telegram, after /start <token> from a website's login page.
+WEB_CONFIRM = "{client} ({host}) asks to log you in as {number}. Tap the number shown on that page:"
+WEB_NOT_ME_BUTTON = "Not me"
+WEB_LOGIN_FIRST = "{client} asks to log you in with your phone number. First, prove it is yours."
+WEB_APPROVED = "Done: you are logged in to {client}. Go back to the page to continue."
+WEB_WRONG_NUMBER = (
+    "That is not the number shown on the page, so I refused the login to {client}. "
+    "If it was you, start again on the website."
+)
+WEB_NOT_ME = "OK: I refused the login to {client}. Nobody was logged in."
+WEB_NOT_YOURS = "This button belongs to another chat."
+WEB_ANSWERED = "This login request was already answered."
+WEB_EXPIRED = "This login request has expired. Start again on the website."
+WEB_NOT_LOGGED_IN = (
+    "You are no longer logged in, so I refused the login. Start again on the website."
+)
+WEB_LINK_UNKNOWN = (
+    "I don't know that login link. Open it again from the website's login page, or send "
+    "/help to see what I can do."
+)
+WEB_LINK_EXPIRED = "That login link has expired. Start again on the website."
+WEB_LINK_USED = (
+    "That login link was already used. Each link works once: start again on the website."
+)
+
+# The login page a website sends its users to (HTML; the words only).
+PAGE_TITLE = "Log in to {client}"
+PAGE_INTRO = (
+    "{client} ({host}) asks for your phone number. This Telegram bot proves it: no password needed."
+)
+PAGE_BUTTON = "Log in with Telegram"
+PAGE_QR = "On a computer? Scan this code with your phone's camera to open the link in Telegram."
+PAGE_QR_LABEL = "QR code of the Telegram link"
+PAGE_NUMBER = "When Telegram asks, tap this number:"
+PAGE_WAITING = "Waiting for your answer in Telegram. This page expires at {expires} UTC."
+PAGE_EXPIRED_TITLE = "This login request has expired"
+PAGE_EXPIRED = "Nobody answered in Telegram within 5 minutes."
+PAGE_RESTART = "Start again"
+PAGE_FINISHED_TITLE = "Already done"
+PAGE_FINISHED = "This login request was already answered. Go back to the website."
+PAGE_UNKNOWN_TITLE = "Unknown login request"
+PAGE_UNKNOWN = (
+    "This login request is unknown here, or it was opened in another browser. "
+    "Go back to the website and start again."
+)
+PAGE_ERROR_TITLE = "This login link is not valid"
+PAGE_ERRORS = {
+    "unknown_client": "The website that sent you here is not registered with this bot.",
+    "unregistered_redirect_uri": (
+        "The website asked to return you to an address it has not registered, so you are "
+        "not sent there."
+    ),
+}
+PAGE_ERROR_HINT = "Go back to the website and try again, or tell the website's owner."
+PAGE_STARTING = "The login service is starting. Please try again in a moment."

@@ -18,16 +18,23 @@ from bot.config import Settings
 from bot.db.engine import make_engine, make_sessionmaker
 from bot.db.migrate import upgrade
 from bot.demo.sandbox import FakeTelegram, FakeVerify
+from bot.login.oidc_clients import Clients
 from bot.telegram.handlers.base import BotApp
+from bot.telegram.webhook import web_serving
 from tests.helpers import (
     ADMIN_ID,
+    APP_CALLBACK,
     BOT_USERNAME,
     HASH_KEY,
+    SHOP_CALLBACK,
     TOKEN,
     VONAGE_KEY,
     VONAGE_SECRET,
+    Browser,
     Chat,
     Clock,
+    Provider,
+    free_port,
     start_polling_bot,
     stop_bot,
 )
@@ -161,3 +168,41 @@ def strict(start_bot: Callable[..., Any]) -> Callable[..., Any]:
         return application
 
     return start
+
+
+@pytest.fixture
+def provider_settings() -> dict[str, Any]:
+    """Setting changes for the `provider` fixture (a test module overrides this)."""
+    return {}
+
+
+@pytest.fixture
+async def provider(
+    start_bot: Callable[..., Any],
+    make_settings: Callable[..., Settings],
+    db: async_sessionmaker[AsyncSession],
+    clock: Clock,
+    provider_settings: dict[str, Any],
+) -> AsyncIterator[Provider]:
+    """The running bot with OIDC_ISSUER set, and its HTTP server (what `python -m bot` starts
+    in polling mode) on a free port."""
+    port = free_port()
+    values: dict[str, Any] = {
+        "oidc_issuer": f"http://127.0.0.1:{port}",
+        "webhook_port": port,
+        **provider_settings,
+    }
+    application = await start_bot(**values)
+    clients = Clients(sessions=db, clock=clock)
+    shop = await clients.add(name="Acme Shop", redirect_uris=[SHOP_CALLBACK], public=False)
+    app = await clients.add(name="Acme App", redirect_uris=[APP_CALLBACK], public=True)
+    async with web_serving(application, make_settings(**values)):
+        yield Provider(values["oidc_issuer"], application, shop, app, clients)
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    """A person's browser."""
+    person = Browser()
+    yield person
+    await person.close()

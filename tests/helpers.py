@@ -4,18 +4,25 @@ that talks to the bot as a user does, and small readers of what the database hol
 from __future__ import annotations
 
 import contextlib
+import html
 import os
+import re
+import socket
 import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
+import aiohttp
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
 from bot.db.models import LoginFlow
 from bot.demo.sandbox import FakeTelegram, FakeVerify, SentMessage
+from bot.login.oidc_clients import Clients, NewClient
 from bot.telegram.handlers.base import BotApp
 from bot.telegram.lifecycle import polling, running
 
@@ -147,3 +154,160 @@ def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]
     return subprocess.CompletedProcess(
         result.args, result.returncode, result.stdout.decode(), result.stderr.decode()
     )
+
+
+# ---- logging in to websites (OpenID Connect) --------------------------------------------------
+
+SHOP_CALLBACK = "https://shop.example/callback"
+APP_CALLBACK = "http://127.0.0.1:9/app/callback"
+
+
+@dataclass
+class Provider:
+    """The bot as an OpenID Connect provider, serving HTTP on a free port, with a
+    confidential client (Acme Shop) and a public one (Acme App) registered."""
+
+    issuer: str
+    application: BotApp
+    shop: NewClient
+    app: NewClient
+    clients: Clients
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class LoginPage:
+    """What a person sees on the provider's login page (read from its HTML)."""
+
+    url: str
+    html: str
+    link: str  # the "Log in with Telegram" button's href
+    number: int  # the two-digit number to tap in Telegram
+    wait_url: str  # where the page looks for the answer (its meta refresh)
+    status_url: str  # what its script polls
+
+    @property
+    def token(self) -> str:
+        """The deep link's start parameter."""
+        return self.link.rsplit("start=", 1)[1]
+
+
+class Browser:
+    """A person's browser at the provider: keeps its cookies, never follows a redirect (the
+    websites' callbacks are not served), and reads the login page like the person does."""
+
+    def __init__(self) -> None:
+        self.http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+
+    async def close(self) -> None:
+        await self.http.close()
+
+    async def get(self, url: str) -> tuple[int, str, str | None]:
+        """(status, body, Location) of a GET."""
+        async with self.http.get(url, allow_redirects=False) as response:
+            return response.status, await response.text(), response.headers.get("Location")
+
+    async def open(self, url: str) -> LoginPage:
+        """Open an authorization URL that should show the login page."""
+        status, body, location = await self.get(url)
+        assert status == 200, (status, location, body)
+        return read_page(url, body)
+
+    async def answer(self, page: LoginPage) -> str:
+        """Follow the page once Telegram answered: the Location it sends the browser to."""
+        async with self.http.get(page.status_url) as response:
+            assert (await response.json())["status"] == "go"
+        status, body, location = await self.get(page.wait_url)
+        assert status == 302, (status, body)
+        assert location is not None
+        return location
+
+
+def read_page(url: str, body: str) -> LoginPage:
+    """The parts of the login page a person uses."""
+    origin = "{0.scheme}://{0.netloc}".format(urlsplit(url))
+    link = re.search(r'id="telegram-link" href="([^"]+)"', body)
+    number = re.search(r'id="match-number"[^>]*>(\d\d)<', body)
+    refresh = re.search(r'http-equiv="refresh" content="\d+;url=([^"]+)"', body)
+    assert link is not None, body
+    assert number is not None, body
+    assert refresh is not None, body
+    wait_url = origin + html.unescape(refresh.group(1))
+    return LoginPage(
+        url=url,
+        html=body,
+        link=html.unescape(link.group(1)),
+        number=int(number.group(1)),
+        wait_url=wait_url,
+        status_url=wait_url + "/status",
+    )
+
+
+async def open_link(chat: Chat, page: LoginPage) -> SentMessage:
+    """Tap the page's Telegram link: the chat sends `/start <token>`; the bot's answer."""
+    return (await chat.send(f"/start {page.token}"))[0]
+
+
+async def tap(chat: Chat, message: SentMessage, label: str) -> SentMessage:
+    """Press a button of a confirmation message; the message as the bot then left it."""
+    chat.tg.click(message, label)
+    await chat.tg.wait_for(lambda: message.edited, 10)
+    return message
+
+
+def query_of(location: str) -> dict[str, str]:
+    """The query parameters of a redirect."""
+    return dict(parse_qsl(urlsplit(location).query))
+
+
+class Issuer(Protocol):
+    """A provider's public URL and the confidential client the tests use."""
+
+    @property
+    def issuer(self) -> str: ...
+
+    @property
+    def shop(self) -> NewClient: ...
+
+
+def authorize_url(provider: Issuer, client_id: str, **params: str) -> str:
+    """An authorization request as a website's link would make it."""
+    query = {
+        "response_type": "code",
+        "client_id": client_id,
+        "redirect_uri": SHOP_CALLBACK,
+        "scope": "openid phone",
+        "state": "st-123",
+        **params,
+    }
+    return f"{provider.issuer}/authorize?{urlencode({k: v for k, v in query.items() if v})}"
+
+
+async def exchange(
+    provider: Issuer,
+    code: str,
+    *,
+    secret: str | None = None,
+    client_id: str | None = None,
+    redirect_uri: str = SHOP_CALLBACK,
+    **extra: str,
+) -> tuple[int, dict[str, Any]]:
+    """POST the token endpoint with client_secret_basic (the shop's secret by default)."""
+    user = client_id or provider.shop.client_id
+    password = secret if secret is not None else provider.shop.client_secret
+    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            f"{provider.issuer}/token",
+            data={**form, **extra},
+            headers={"Authorization": aiohttp.encode_basic_auth(user, password or "")},
+        ) as response,
+    ):
+        return response.status, await response.json()

@@ -11,7 +11,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -24,7 +23,8 @@ from bot.telegram.handlers.base import BotApp
 from bot.telegram.lifecycle import running
 from bot.telegram.ordering import ChatOrderedUpdateProcessor
 from bot.telegram.updates import KINDS
-from bot.telegram.webhook import SECRET_HEADER, webhook_app
+from bot.telegram.webhook import SECRET_HEADER, health_routes, webhook_routes
+from bot.web.server import http_server
 from tests.helpers import Clock
 
 SECRET = "s3cret-token_for-tests"
@@ -66,12 +66,14 @@ async def serve_hook(
             application: BotApp = await stack.enter_async_context(
                 running(make_settings(**overrides), clock=clock, sweep_seconds=0)
             )
-            runner = web.AppRunner(webhook_app(application, path="/hook/path", secret=SECRET))
-            await runner.setup()
-            stack.push_async_callback(runner.cleanup)
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            await site.start()
-            port = runner.addresses[0][1]
+            port = await stack.enter_async_context(
+                http_server(
+                    health_routes(application)
+                    + webhook_routes(application, path="/hook/path", secret=SECRET),
+                    host="127.0.0.1",
+                    port=0,
+                )
+            )
             return Hook(f"http://127.0.0.1:{port}", http, application)
 
         yield start

@@ -7,6 +7,7 @@ import argparse
 import csv
 import getpass
 import json
+import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
@@ -15,6 +16,7 @@ from typing import TextIO
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.admin import reports
 from bot.admin.service import (
@@ -29,7 +31,9 @@ from bot.clock import utcnow
 from bot.config import ReportSettings, hash_key
 from bot.db.engine import is_sqlite, make_engine, make_sessionmaker
 from bot.db.models import AuthEvent, VerifiedUser
+from bot.login import oidc_keys
 from bot.login.audit import Audit
+from bot.login.oidc_clients import ClientInfo, Clients
 
 EXIT_USAGE = 2
 
@@ -76,6 +80,7 @@ def add_admin_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
     )
     stats.add_argument("--days", type=int, default=7, help="how many days back (default 7)")
     _add_json_forms(stats, "one JSON object instead of text")
+    _add_oidc_commands(commands)
 
 
 def _add_json_forms(
@@ -88,10 +93,57 @@ def _add_json_forms(
     return form
 
 
+def _add_oidc_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`clients add|list|remove` and `oidc rotate-key` (logging in to websites)."""
+    clients = commands.add_parser(
+        "clients",
+        help="websites that log their users in through the bot (OpenID Connect)",
+        description="The OpenID Connect clients: websites and apps that log their users in "
+        "through the bot.",
+    )
+    clients_commands = clients.add_subparsers(dest="clients_command", required=True)
+    add = clients_commands.add_parser(
+        "add",
+        help="register a website",
+        description="Register a client. Prints its client_id and, for a confidential client, "
+        "its client_secret: shown once, stored only as a hash.",
+    )
+    add.add_argument("--name", required=True, help="the name people see, such as 'Acme Shop'")
+    add.add_argument(
+        "--redirect-uri",
+        required=True,
+        action="append",
+        dest="redirect_uris",
+        metavar="URI",
+        help="where the browser returns (exact match; https, or http on localhost); repeatable",
+    )
+    add.add_argument(
+        "--public",
+        action="store_true",
+        help="an app that cannot keep a secret (no client_secret; PKCE required)",
+    )
+    add.add_argument("--json", action="store_true", help="print a JSON object")
+    listing = clients_commands.add_parser("list", help="the registered clients")
+    listing.add_argument("--json", action="store_true", help="a JSON array instead of a table")
+    remove = clients_commands.add_parser("remove", help="remove a client")
+    remove.add_argument("client_id")
+
+    oidc = commands.add_parser("oidc", help="the OpenID Connect provider's keys")
+    oidc_commands = oidc.add_subparsers(dest="oidc_command", required=True)
+    oidc_commands.add_parser(
+        "rotate-key",
+        help="add a new signing key",
+        description="Add a new ID token signing key: it signs from now on, and the JWKS "
+        "publishes it with the older ones, so tokens they signed still verify.",
+    )
+
+
 def run_admin_command(args: argparse.Namespace, settings: ReportSettings) -> int:
     """Run one admin command; returns the exit status."""
     import asyncio
 
+    if args.command in ("clients", "oidc"):
+        return asyncio.run(_on_database(settings, lambda engine: _oidc_command(engine, args)))
     if args.command == "stats" and not 1 <= args.days <= 366:
         print("error: --days must be from 1 to 366", file=sys.stderr)
         return EXIT_USAGE
@@ -165,29 +217,19 @@ def _missing_sqlite_file(database_url: str) -> str | None:
     return None if Path(path).is_file() else path
 
 
-async def _with_admin(
-    settings: ReportSettings,
-    key: bytes | None,
-    work: Callable[[AdminService], Awaitable[int]],
+async def _on_database(
+    settings: ReportSettings, work: Callable[[AsyncEngine], Awaitable[int]]
 ) -> int:
-    """Run `work` with an AdminService on the database. Lookups, exports and revocations
-    write audit events; reading goes through read-only sessions (on SQLite these take no
-    lock, so a long export never holds up the bot)."""
+    """Run `work` on an engine for DATABASE_URL, saying plainly when the database is missing
+    or not migrated."""
     missing = _missing_sqlite_file(settings.database_url)
     if missing is not None:
         # Opening it would create an empty database: say what is wrong instead.
         print(f"error: cannot read the database: no file {missing}", file=sys.stderr)
         return 1
     engine = make_engine(settings.database_url, pool_size=1)
-    admin = AdminService(
-        sessions=make_sessionmaker(engine),
-        readers=make_sessionmaker(engine, readonly=True),
-        audit=Audit(hash_key=key, clock=utcnow),
-        clock=utcnow,
-        prices=prices_of(settings),
-    )
     try:
-        return await work(admin)
+        return await work(engine)
     except (OperationalError, ProgrammingError) as error:
         print(
             f"error: cannot read the database ({type(error.orig).__name__}); "
@@ -197,6 +239,28 @@ async def _with_admin(
         return 1
     finally:
         await engine.dispose()
+
+
+async def _with_admin(
+    settings: ReportSettings,
+    key: bytes | None,
+    work: Callable[[AdminService], Awaitable[int]],
+) -> int:
+    """Run `work` with an AdminService on the database. Lookups, exports and revocations
+    write audit events; reading goes through read-only sessions (on SQLite these take no
+    lock, so a long export never holds up the bot)."""
+
+    async def run(engine: AsyncEngine) -> int:
+        admin = AdminService(
+            sessions=make_sessionmaker(engine),
+            readers=make_sessionmaker(engine, readonly=True),
+            audit=Audit(hash_key=key, clock=utcnow),
+            clock=utcnow,
+            prices=prices_of(settings),
+        )
+        return await work(admin)
+
+    return await _on_database(settings, run)
 
 
 def _actor() -> str:
@@ -255,6 +319,10 @@ def stats_record(stats: Stats) -> dict[str, object]:
         "suspicious_countries": stats.suspicious_countries,
         "suspicious_regions": stats.suspicious_regions,
         "spend": spend_record(stats),
+        "web_logins": {
+            client_id: {"name": name, "logins": count}
+            for client_id, (name, count) in stats.web_logins.items()
+        },
     }
 
 
@@ -348,3 +416,58 @@ async def _write_table(logins: AsyncIterator[VerifiedUser], out: TextIO) -> None
         out.write("  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip() + "\n")
         count += 1
     out.write(f"({count} logged in)\n")
+
+
+def client_record(client: ClientInfo) -> dict[str, object]:
+    """A client as JSON (keys are public interface; never the secret: only its hash is kept)."""
+    return {
+        "client_id": client.client_id,
+        "name": client.name,
+        "public": client.public,
+        "redirect_uris": list(client.redirect_uris),
+        "created_at": client.created_at.isoformat(),
+    }
+
+
+async def _oidc_command(engine: AsyncEngine, args: argparse.Namespace) -> int:
+    sessions = make_sessionmaker(engine)
+    if args.command == "oidc":
+        kid = await oidc_keys.rotate(sessions)
+        print(f"New signing key {kid}: it signs ID tokens from now on; older keys stay published.")
+        if os.environ.get("OIDC_SIGNING_KEY"):
+            print("Note: OIDC_SIGNING_KEY is set, and signs instead of the stored keys.")
+        return 0
+    clients = Clients(sessions=sessions)
+    if args.clients_command == "add":
+        try:
+            new = await clients.add(
+                name=args.name, redirect_uris=args.redirect_uris, public=args.public
+            )
+        except ValueError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return EXIT_USAGE
+        if args.json:
+            print(json.dumps({"client_id": new.client_id, "client_secret": new.client_secret}))
+        else:
+            print(f"client_id:     {new.client_id}")
+            if new.client_secret is not None:
+                print(f"client_secret: {new.client_secret}")
+                print("Keep the secret now: it is stored only as a hash and never shown again.")
+            else:
+                print("A public client: no secret; it must use PKCE (S256).")
+        return 0
+    if args.clients_command == "list":
+        found = await clients.list()
+        if args.json:
+            print(json.dumps([client_record(c) for c in found], indent=2, ensure_ascii=False))
+            return 0
+        for c in found:
+            kind = "public" if c.public else "confidential"
+            print(f"{c.client_id}  {c.name}  ({kind})  {' '.join(c.redirect_uris)}")
+        print(f"({len(found)} clients)")
+        return 0
+    if await clients.remove(args.client_id):
+        print(f"Removed client {args.client_id}.")
+        return 0
+    print(f"error: no client {args.client_id}", file=sys.stderr)
+    return 1

@@ -128,6 +128,13 @@ def stats_text(stats: Stats) -> str:
     lines.append("Failures: " + (_counts(stats.failures) or "none"))
     lines.append("Limits tripped: " + (_counts(stats.limits) or "none"))
     lines.append(_spend_line(stats))
+    lines.append(
+        "Web logins per client: "
+        + (
+            ", ".join(f"{name} ({cid}) {n}" for cid, (name, n) in stats.web_logins.items())
+            or "none"
+        )
+    )
     return "\n".join(lines)
 
 

@@ -15,7 +15,7 @@ from typing import TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import ReportSettings
-from bot.db import repo
+from bot.db import oidc_repo, repo
 from bot.db.models import AuthEvent, VerifiedUser
 from bot.login import phone
 from bot.login.audit import Audit, Event
@@ -157,6 +157,9 @@ class Stats:
         if spend is None or not counts.verified:
             return None
         return spend / counts.verified
+
+    # Logins approved for websites, by client: {client_id: (name, count)}.
+    web_logins: dict[str, tuple[str, int]] = field(default_factory=dict)
 
     @property
     def suspicious_countries(self) -> list[int]:
@@ -377,11 +380,16 @@ class AdminService:
         stats = Stats(days=days, since=since, prices=self._prices)
         failures: dict[str, int] = defaultdict(int)
         limits: dict[str, int] = defaultdict(int)
+        web: dict[str, int] = defaultdict(int)
         async with self._readers() as session:
             rows = await repo.event_counts(session, since=since)
+            names = {c.client_id: c.name for c in await oidc_repo.list_clients(session)}
         for day, event, country, region, detail, count in rows:
             bucket: str | None = None
             channel = sent_by(event, detail, self._prices.first_channel)
+            if event == Event.WEB_APPROVED:
+                web[detail or "-"] += count
+                continue
             if event == Event.CODE_SENT and detail is None:
                 bucket = "starts"
             elif event == Event.VERIFIED:
@@ -407,6 +415,10 @@ class AdminService:
         stats.per_region = _by_starts(stats.per_region)
         stats.failures = dict(sorted(failures.items(), key=lambda item: -item[1]))
         stats.limits = dict(sorted(limits.items(), key=lambda item: -item[1]))
+        stats.web_logins = {
+            client_id: (names.get(client_id, "(removed)"), count)
+            for client_id, count in sorted(web.items(), key=lambda item: -item[1])
+        }
         return stats
 
     async def _find_login(self, session: AsyncSession, target: Target) -> VerifiedUser | None:

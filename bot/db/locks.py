@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 # Advisory lock namespaces (the two-int4 form), held for a transaction.
 MIGRATIONS_NAMESPACE = 1
 ADMISSIONS_NAMESPACE = 2
+OIDC_NAMESPACE = 3  # the provider's one-time setup and its per-client request counts
 
 # A claim's life without renewal: how soon a dead or frozen process's chats are free again.
 LEASE_SECONDS = 10.0

@@ -5,9 +5,20 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, DateTime, Index, Integer, MetaData, String, TypeDecorator
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.expression import false
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -56,6 +67,9 @@ class VerifiedUser(Base):
     username: Mapped[str | None] = mapped_column(String(64))
     full_name: Mapped[str | None] = mapped_column(String(256))
     verified_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    # The Verify channel that delivered the code which proved the number (sms, voice);
+    # None for logins from before it was recorded.
+    channel: Mapped[str | None] = mapped_column(String(8))
 
 
 class LoginFlow(Base):
@@ -76,6 +90,11 @@ class LoginFlow(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime())
     code_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    # The channel the code was last sent by ("Call me instead" moves it on).
+    channel: Mapped[str | None] = mapped_column(String(8))
+    # The number must be proven again even if the chat is logged in with it (a website
+    # asked for a fresh login: prompt=login, max_age).
+    reprove: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class VerificationStart(Base):
@@ -168,3 +187,80 @@ class ChatClaim(Base):
     update_id: Mapped[int] = mapped_column(BigInteger)
     taken_at: Mapped[datetime] = mapped_column(UTCDateTime())
     until: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class OidcClient(Base):
+    """A website (or app) registered to log its users in through the bot (OpenID Connect).
+    A confidential client's secret is kept only as a hash; a public one has none."""
+
+    __tablename__ = "oidc_clients"
+
+    client_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    secret_hash: Mapped[str | None] = mapped_column(String(64))
+    # The registered redirect URIs, one per line (matched exactly).
+    redirect_uris: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class OidcKey(Base):
+    """A key the provider signs ID tokens with; the newest signs, all are published."""
+
+    __tablename__ = "oidc_keys"
+
+    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    private_pem: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class OidcSecret(Base):
+    """A secret the provider generates once and every process shares (the key of the
+    pairwise subject identifiers)."""
+
+    __tablename__ = "oidc_secrets"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class OidcRequest(Base):
+    """One authorization request, from the page a browser opened to the tokens the website
+    got: the OIDC parameters, the deep link and the number shown (the link only as a hash),
+    the chat that answered, the claims it approved, the code and the access token (hashes)."""
+
+    __tablename__ = "oidc_requests"
+    __table_args__ = (
+        Index("ix_oidc_requests_client_id_created_at", "client_id", "created_at"),
+        Index("ix_oidc_requests_ip_hash_created_at", "ip_hash", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(64))
+    redirect_uri: Mapped[str] = mapped_column(Text)
+    scope: Mapped[str] = mapped_column(String(256))
+    state: Mapped[str | None] = mapped_column(Text)
+    nonce: Mapped[str | None] = mapped_column(Text)
+    code_challenge: Mapped[str | None] = mapped_column(String(128))
+    prompt: Mapped[str | None] = mapped_column(String(64))
+    max_age: Mapped[int | None] = mapped_column(Integer)
+    link_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    browser_hash: Mapped[str] = mapped_column(String(64))
+    match_number: Mapped[int] = mapped_column(Integer)
+    ip_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(16))
+    chat_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    user_id: Mapped[int | None] = mapped_column(BigInteger)
+    phone_number: Mapped[str | None] = mapped_column(String(16))
+    full_name: Mapped[str | None] = mapped_column(String(256))
+    username: Mapped[str | None] = mapped_column(String(64))
+    channel: Mapped[str | None] = mapped_column(String(8))
+    auth_time: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    refusal: Mapped[str | None] = mapped_column(String(32))
+    code_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    code_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    code_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -134,12 +134,15 @@ async def flow_steps_and_numbers(
     session: AsyncSession, *, chat_ids: Sequence[int]
 ) -> dict[int, tuple[str, str | None]]:
     """For several chats in one query, the flow's step and the number the chat is logged in
-    with (chats without a flow are left out), locking the flow rows in chat order
-    (PostgreSQL; SQLite's writers already exclude each other)."""
+    with (None when the flow must prove it again; chats without a flow are left out), locking
+    the flow rows in chat order (PostgreSQL; SQLite's writers already exclude each other)."""
     query = (
         select(LoginFlow.chat_id, LoginFlow.step, VerifiedUser.phone_number)
         .select_from(LoginFlow)
-        .outerjoin(VerifiedUser, VerifiedUser.chat_id == LoginFlow.chat_id)
+        .outerjoin(
+            VerifiedUser,
+            (VerifiedUser.chat_id == LoginFlow.chat_id) & LoginFlow.reprove.is_(False),
+        )
         .where(LoginFlow.chat_id.in_(chat_ids))
         .order_by(LoginFlow.chat_id)
         .with_for_update(of=LoginFlow)
@@ -169,6 +172,7 @@ async def save_login(
     username: str | None,
     full_name: str | None,
     verified_at: datetime,
+    channel: str | None,
 ) -> int | None:
     """Record a verified number for a chat. A number belongs to one chat at a time: a chat
     that held it before loses its login. Returns that chat's id, if there was one."""
@@ -186,6 +190,7 @@ async def save_login(
             username=username,
             full_name=full_name,
             verified_at=verified_at,
+            channel=channel,
         )
     )
     return moved_from

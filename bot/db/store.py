@@ -138,9 +138,10 @@ class LoginStore:
             taken = await repo.take_notice(session, chat_id=chat_id)
         return None if taken is None else Notice(NoticeKind(taken.kind), taken.phone_number)
 
-    async def restart_flow(self, person: Person) -> Restarted:
+    async def restart_flow(self, person: Person, *, reprove: bool = False) -> Restarted:
         """The chat now waits for a number (recorded as `login_started`); a request still
-        running for an earlier attempt is recorded as cancelled ("restarted")."""
+        running for an earlier attempt is recorded as cancelled ("restarted"). With
+        `reprove`, the number must be proven even if the chat is logged in with it."""
         async with self._sessions.begin() as session:
             previous = await repo.get_flow(session, chat_id=person.chat_id, lock=True)
             # put_flow() below overwrites the loaded row in place: keep what we need first.
@@ -169,6 +170,8 @@ class LoginStore:
                     started_at=self._now(),
                     code_sent_at=None,
                     expires_at=None,
+                    channel=None,
+                    reprove=reprove,
                 ),
             )
         return Restarted(login, in_progress, running)
@@ -297,11 +300,14 @@ class LoginStore:
         start_id: int,
         ttl: timedelta,
         tries: int,
+        channel: str,
     ) -> datetime:
-        """Step CODE for the chat, with the request, its expiry (`ttl` from now) and its
-        `tries` (batched, with the `code_sent` events); the counted start `start_id` learns
-        its request. Returns the expiry."""
-        return await self._codes_sent(_CodeSent(person, number, request_id, start_id, ttl, tries))
+        """Step CODE for the chat, with the request, its expiry (`ttl` from now), its
+        `tries` and the channel it goes by (batched, with the `code_sent` events); the counted
+        start `start_id` learns its request. Returns the expiry."""
+        return await self._codes_sent(
+            _CodeSent(person, number, request_id, start_id, ttl, tries, channel)
+        )
 
     async def _record_codes_sent(self, batch: list[_CodeSent]) -> list[datetime]:
         """Three statements for the whole batch: the flows', the starts' and the events'."""
@@ -318,6 +324,7 @@ class LoginStore:
                     "tries_left": item.tries,
                     "code_sent_at": now,
                     "expires_at": now + item.ttl,
+                    "channel": item.channel,
                 }
             )
             events.append(
@@ -358,6 +365,7 @@ class LoginStore:
         start_id: int,
         ttl: timedelta,
         tries: int,
+        channel: str,
     ) -> datetime | None:
         """Step CODE with a request that was already running for this chat (recorded as
         `code_sent`, "reused"): it keeps the expiry and tries it had, else gets `ttl` and
@@ -375,6 +383,7 @@ class LoginStore:
                 flow.tries_left = tries
                 flow.code_sent_at = now
                 flow.expires_at = now + ttl
+                flow.channel = channel
             await repo.put_flow(session, flow=flow)
             await self._person_event(
                 session,
@@ -394,9 +403,11 @@ class LoginStore:
         request_id: str | None,
         *,
         method: Method | None = None,
+        channel: str | None = None,
     ) -> int | None:
         """The chat is logged in with the number and its flow ends (recorded as `verified`,
-        with how the number was proven as the detail).
+        with how the number was proven as the detail; `channel`: the Verify channel that
+        delivered the code, kept with the login for the web login's `amr`).
         A chat that held the number before loses its login: recorded as `number_moved`, and
         it is left a notice. Returns that chat's id, if there was one."""
         async with self._sessions.begin() as session:
@@ -408,6 +419,7 @@ class LoginStore:
                 username=person.username,
                 full_name=person.full_name,
                 verified_at=self._now(),
+                channel=channel,
             )
             await repo.delete_flow(session, chat_id=person.chat_id)
             await self._person_event(
@@ -458,6 +470,7 @@ class LoginStore:
             current = await repo.get_flow(session, chat_id=flow.chat_id, lock=True)
             if current is not None and current.request_id == flow.request_id:
                 current.code_sent_at = self._now()
+                current.channel = "voice"
                 await self._flow_event(session, flow, Event.CODE_SENT, "voice")
 
     async def drop_request(self, flow: LoginFlow) -> bool:
@@ -617,3 +630,4 @@ class _CodeSent:
     start_id: int
     ttl: timedelta
     tries: int
+    channel: str

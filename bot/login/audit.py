@@ -29,6 +29,11 @@ class Event(enum.StrEnum):
     NUMBER_MOVED = "number_moved"
     FORGOTTEN = "forgotten"
     ADMIN_LOOKUP = "admin_lookup"
+    # Logging in to websites (OpenID Connect); the detail starts with the client id.
+    WEB_REQUEST_OPENED = "web_request_opened"
+    WEB_APPROVED = "web_approved"
+    WEB_REFUSED = "web_refused"
+    WEB_CODE_EXCHANGED = "web_code_exchanged"
 
 
 class Audit:

@@ -36,10 +36,26 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class FlowPolicy:
-    """How long codes live and how many tries they get."""
+    """How long codes live and how many tries they get, and the channels they go by."""
 
     code_ttl_seconds: int
     max_attempts: int
+    workflow: tuple[str, ...] = ("sms", "voice")  # VERIFY_WORKFLOW
+    channel_timeout: int = 300  # VERIFY_CHANNEL_TIMEOUT
+
+
+def proving_channel(flow: LoginFlow, policy: FlowPolicy, now: datetime) -> str:
+    """The channel that delivered the code a chat just entered: the one it was last sent by,
+    or the next one once Vonage has moved on to it by itself (after the channel timeout)."""
+    channel = flow.channel or policy.workflow[0]
+    position = policy.workflow.index(channel) if channel in policy.workflow else 0
+    moved_on = (
+        flow.code_sent_at is not None
+        and flow.code_sent_at + timedelta(seconds=policy.channel_timeout) <= now
+    )
+    if moved_on and position + 1 < len(policy.workflow):
+        return policy.workflow[position + 1]
+    return channel
 
 
 # Admins hear about one kind of trouble at most once an hour.
@@ -102,11 +118,14 @@ class LoginService:
 
     # ---- the flow -----------------------------------------------------------------------
 
-    async def begin(self, person: Person) -> tuple[VerifiedUser | None, bool]:
+    async def begin(
+        self, person: Person, *, reprove: bool = False
+    ) -> tuple[VerifiedUser | None, bool]:
         """Start (or restart) a login: the chat now waits for a number. A request still
-        running for an earlier attempt is cancelled. Returns the chat's current login, and
-        whether a login was already in progress."""
-        restarted = await self._store.restart_flow(person)
+        running for an earlier attempt is cancelled. With `reprove` (a website asked for a
+        fresh login), the number is proven again even if the chat is logged in with it.
+        Returns the chat's current login, and whether a login was already in progress."""
+        restarted = await self._store.restart_flow(person, reprove=reprove)
         if restarted.running_request:
             await self._cancel_quietly(restarted.running_request)
         return restarted.login, restarted.in_progress
@@ -168,14 +187,27 @@ class LoginService:
             return NumberOutcome(NumberResult.NUMBER_BUSY)
         ttl = timedelta(seconds=self._policy.code_ttl_seconds)
         tries = self._policy.max_attempts
+        channel = self._policy.workflow[0]
         if isinstance(request_id, _Reused):
             expires_at = await self._store.record_reused(
-                person, number, request_id.request_id, start_id=start_id, ttl=ttl, tries=tries
+                person,
+                number,
+                request_id.request_id,
+                start_id=start_id,
+                ttl=ttl,
+                tries=tries,
+                channel=channel,
             )
             result = NumberResult.ALREADY_SENT
         else:
             expires_at = await self._store.record_code_sent(
-                person, number, request_id, start_id=start_id, ttl=ttl, tries=tries
+                person,
+                number,
+                request_id,
+                start_id=start_id,
+                ttl=ttl,
+                tries=tries,
+                channel=channel,
             )
             result = NumberResult.CODE_SENT
         logger.info("Code sent to %s for chat %s", number.masked, person.chat_id)
@@ -194,7 +226,12 @@ class LoginService:
             await self._verify.check(flow.request_id, code)
         except VerifyFailure as failure:
             return await self._check_failed(flow, failure)
-        moved_from = await self._store.record_verified(person, phone, flow.request_id)
+        moved_from = await self._store.record_verified(
+            person,
+            phone,
+            flow.request_id,
+            channel=proving_channel(flow, self._policy, self._now()),
+        )
         logger.info("Chat %s verified %s", person.chat_id, mask(phone))
         if moved_from is not None:
             logger.info(

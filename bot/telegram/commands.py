@@ -55,6 +55,7 @@ class Command:
     help: str | None = None
     menu: str | None = None
     args: str = ""  # shown after the name in /help, such as "[page]"
+    has_args: bool | None = None  # only with arguments (True), only without (False), either
 
     def handler(self, admins: filters.User) -> Handler:
         """The handler that answers this command (`admins`: BOT_ADMIN_IDS as a filter), typed
@@ -67,7 +68,9 @@ class Command:
             # Anyone else's update is not matched at all, so it falls through to exactly the
             # handlers an unknown command reaches.
             where = where & filters.ChatType.PRIVATE & admins
-        return CommandHandler(list(self.names), self.callback, filters=where)
+        return CommandHandler(
+            list(self.names), self.callback, filters=where, has_args=self.has_args
+        )
 
 
 async def show_help(update: Update, context: BotContext) -> None:
@@ -97,6 +100,8 @@ COMMANDS: tuple[Command, ...] = (
     Command(("cancel",), common.nothing_to_cancel, when=When.OUTSIDE_FLOW),
     Command(("privacy",), common.privacy, chats=Chats.ANY, help=texts.HELP_PRIVACY),
     Command(("forget",), common.forget, help=texts.HELP_FORGET),
+    # Order matters! A website's deep link (/start <token>) before /start's help.
+    Command(("start",), login.start_from_link, has_args=True),
     Command(
         ("help", "start"), show_help, chats=Chats.ANY, help=texts.HELP_HELP, menu=texts.MENU_HELP
     ),

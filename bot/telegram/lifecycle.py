@@ -16,7 +16,7 @@ import signal
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.admin.service import AdminService, prices_of
 from bot.app import ALLOWED_UPDATES, build_application, shares_chats
@@ -27,8 +27,10 @@ from bot.db.locks import ChatLocks
 from bot.db.store import LoginStore
 from bot.login.audit import Audit
 from bot.login.limits import Limits
+from bot.login.oidc_keys import ProviderKeys
 from bot.login.service import FlowPolicy, LoginService
 from bot.login.verification import VerifyClient, VerifyConfig
+from bot.login.weblogin import WebLogin, WebLoginPolicy
 from bot.telegram import commands, webhook
 from bot.telegram.handlers.base import BotApp
 from bot.telegram.ordering import ChatOrderedUpdateProcessor
@@ -48,15 +50,18 @@ async def serve(settings: Settings) -> None:
     # Before starting: a signal during the start stops the bot as soon as it is up.
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    async with running(settings) as application:
+    async with running(settings) as application, contextlib.AsyncExitStack() as receiving:
         if settings.webhook_url:
-            receiving = webhook.receiving(application, settings)
+            await receiving.enter_async_context(webhook.receiving(application, settings))
         else:
+            if settings.oidc_issuer:
+                # The web login needs the HTTP server in polling mode too (the health check
+                # and the OIDC endpoints, no webhook path).
+                await receiving.enter_async_context(webhook.web_serving(application, settings))
             logger.info("Starting to poll for updates")
-            receiving = polling(application)
-        async with receiving:
-            await stop.wait()
-            logger.info("Stopping: finishing the updates in flight")
+            await receiving.enter_async_context(polling(application))
+        await stop.wait()
+        logger.info("Stopping: finishing the updates in flight")
 
 
 @contextlib.asynccontextmanager
@@ -76,11 +81,15 @@ async def running(
         application.bot_data.services = services
         stack.callback(setattr, application.bot_data, "services", None)
         await _set_command_menu(application)
+        if services.web is not None:
+            await services.web.prepare()
         locks = _chat_locks(settings, application, services.engine)
         if locks is not None:
             stack.push_async_callback(locks.close)
         if sweep_seconds > 0:
-            await stack.enter_async_context(sweeping(services.login, sweep_seconds, locks))
+            await stack.enter_async_context(
+                sweeping(services.login, services.web, sweep_seconds, locks)
+            )
         await application.start()
         stack.push_async_callback(application.stop)
         yield application
@@ -154,6 +163,8 @@ def make_services(
         policy=FlowPolicy(
             code_ttl_seconds=settings.verify_code_ttl_seconds,
             max_attempts=settings.verify_max_attempts,
+            workflow=tuple(settings.verify_workflow),
+            channel_timeout=settings.verify_channel_timeout,
         ),
         clock=clock,
     )
@@ -173,6 +184,38 @@ def make_services(
         can_call="voice" in settings.verify_workflow[1:],
         resend_after=settings.limit_cooldown_seconds,
         trust_contact=settings.trust_telegram_contact,
+        web=web_login(settings, sessions=sessions, readers=readers, audit=audit, clock=clock),
+    )
+
+
+def web_login(
+    settings: Settings,
+    *,
+    sessions: async_sessionmaker[AsyncSession],
+    readers: async_sessionmaker[AsyncSession],
+    audit: Audit,
+    clock: Callable[[], datetime],
+) -> WebLogin | None:
+    """The OpenID Connect provider, when OIDC_ISSUER is set."""
+    if settings.oidc_issuer is None:
+        return None
+    key = settings.oidc_signing_key
+    return WebLogin(
+        sessions=sessions,
+        readers=readers,
+        keys=ProviderKeys(
+            sessions=sessions,
+            readers=readers,
+            configured_pem=key.get_secret_value() if key else None,
+            clock=clock,
+        ),
+        audit=audit,
+        policy=WebLoginPolicy(
+            issuer=settings.oidc_issuer,
+            requests_per_ip_per_hour=settings.limit_web_requests_per_ip_per_hour,
+            requests_per_client_per_hour=settings.limit_web_requests_per_client_per_hour,
+        ),
+        clock=clock,
     )
 
 
@@ -241,11 +284,12 @@ def _chat_locks(settings: Settings, application: BotApp, engine: AsyncEngine) ->
 
 @contextlib.asynccontextmanager
 async def sweeping(
-    login: LoginService, every: float, locks: ChatLocks | None
+    login: LoginService, web: WebLogin | None, every: float, locks: ChatLocks | None
 ) -> AsyncIterator[None]:
     """While inside: every few seconds, expire the codes nobody used (cancelling their Verify
-    requests) and forget the handled updates too old to be delivered again."""
-    task = asyncio.create_task(_sweep(login, every, locks), name="sweeper")
+    requests), drop web login requests older than a day, and forget the handled updates too
+    old to be delivered again."""
+    task = asyncio.create_task(_sweep(login, web, every, locks), name="sweeper")
     try:
         yield
     finally:
@@ -254,11 +298,15 @@ async def sweeping(
             await task
 
 
-async def _sweep(login: LoginService, every: float, locks: ChatLocks | None) -> None:
+async def _sweep(
+    login: LoginService, web: WebLogin | None, every: float, locks: ChatLocks | None
+) -> None:
     while True:
         await asyncio.sleep(every)
         try:
             await login.expire_due()
+            if web is not None:
+                await web.purge()
             if locks is not None:
                 await locks.purge()
         except Exception:

@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.admin.service import AdminService
 from bot.login.service import LoginService
+from bot.login.weblogin import WebLogin
 
 
 @dataclass(slots=True)
@@ -24,3 +25,4 @@ class Services:
     resend_after: int  # seconds before "Send a new code" works
     trust_contact: bool = False  # TRUST_TELEGRAM_CONTACT
     users_page_size: int = 10
+    web: WebLogin | None = None  # the OpenID Connect provider, when OIDC_ISSUER is set

@@ -1,4 +1,6 @@
-"""Webhook mode: an HTTP server Telegram posts updates to, plus a health check.
+"""The bot's HTTP server: in webhook mode Telegram posts updates to it; it always answers a
+health check; and with OIDC_ISSUER set it serves the OpenID Connect endpoints (`bot.web.oidc`),
+in polling mode too (then without the webhook path).
 
 Each update is handled before the response is sent, so Telegram delivers it again if the
 process dies half-way (with several processes on PostgreSQL, the per-chat locks make sure it
@@ -15,6 +17,7 @@ import contextlib
 import hmac
 import logging
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -22,18 +25,19 @@ from sqlalchemy import text
 
 from bot.app import ALLOWED_UPDATES
 from bot.config import Settings
+from bot.login.weblogin import WebLogin
 from bot.telegram.handlers.base import BotApp
 from bot.telegram.updates import NotAnUpdate, parse_update
+from bot.web.oidc import OidcEdge, oidc_routes
+from bot.web.server import http_server
 
 logger = logging.getLogger(__name__)
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name
-# Telegram's updates are small; anything much larger is not from Telegram.
-MAX_BODY = 1 << 20
 
 
-def webhook_app(application: BotApp, *, path: str, secret: str) -> web.Application:
-    """The aiohttp application: POST `path` for updates, GET /healthz for the database."""
+def webhook_routes(application: BotApp, *, path: str, secret: str) -> list[web.RouteDef]:
+    """POST `path`: Telegram's updates."""
 
     async def receive(request: web.Request) -> web.Response:
         given = request.headers.get(SECRET_HEADER, "")
@@ -48,6 +52,12 @@ def webhook_app(application: BotApp, *, path: str, secret: str) -> web.Applicati
         await processor.process_update(update, application.process_update(update))
         return web.Response(text="ok")
 
+    return [web.post(path, receive)]
+
+
+def health_routes(application: BotApp) -> list[web.RouteDef]:
+    """GET /healthz: 200 when the database answers."""
+
     async def healthz(_: web.Request) -> web.Response:
         services = application.bot_data.services
         if services is None:
@@ -61,10 +71,38 @@ def webhook_app(application: BotApp, *, path: str, secret: str) -> web.Applicati
             return web.Response(status=503, text="database unavailable")
         return web.Response(text="ok")
 
-    app = web.Application(client_max_size=MAX_BODY)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_post(path, receive)
-    return app
+    return [web.get("/healthz", healthz)]
+
+
+def oidc_edge_routes(application: BotApp, settings: Settings) -> list[web.RouteDef]:
+    """The OpenID Connect endpoints, when OIDC_ISSUER is set."""
+    if settings.oidc_issuer is None:
+        return []
+
+    def provider() -> tuple[WebLogin, str] | None:
+        services = application.bot_data.services
+        if services is None or services.web is None:
+            return None
+        return services.web, application.bot.username
+
+    return oidc_routes(
+        settings.oidc_issuer,
+        OidcEdge(provider=provider, trusted_proxies=settings.webhook_trusted_proxies),
+    )
+
+
+def web_serving(application: BotApp, settings: Settings) -> AbstractAsyncContextManager[int]:
+    """The HTTP server of a running bot on WEBHOOK_LISTEN:WEBHOOK_PORT: the health check, the
+    webhook when WEBHOOK_URL is set, the OIDC endpoints when OIDC_ISSUER is set. On exit it
+    stops accepting, then waits for the requests (updates) being handled."""
+    routes = health_routes(application) + oidc_edge_routes(application, settings)
+    if settings.webhook_url and settings.webhook_secret is not None:
+        routes += webhook_routes(
+            application,
+            path=webhook_path(settings.webhook_url),
+            secret=settings.webhook_secret.get_secret_value(),
+        )
+    return http_server(routes, host=settings.webhook_listen, port=settings.webhook_port)
 
 
 def webhook_path(url: str) -> str:
@@ -79,15 +117,7 @@ async def receiving(application: BotApp, settings: Settings) -> AsyncIterator[No
     assert settings.webhook_url is not None
     assert settings.webhook_secret is not None
     secret = settings.webhook_secret.get_secret_value()
-    runner = web.AppRunner(
-        webhook_app(application, path=webhook_path(settings.webhook_url), secret=secret),
-        access_log=None,
-        shutdown_timeout=30,
-    )
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, settings.webhook_listen, settings.webhook_port)
-        await site.start()
+    async with web_serving(application, settings):
         await application.bot.set_webhook(
             settings.webhook_url, secret_token=secret, allowed_updates=ALLOWED_UPDATES
         )
@@ -95,5 +125,3 @@ async def receiving(application: BotApp, settings: Settings) -> AsyncIterator[No
             "Listening for updates on %s:%s", settings.webhook_listen, settings.webhook_port
         )
         yield
-    finally:
-        await runner.cleanup()

@@ -100,7 +100,10 @@ async def forget_button(update: Update, context: BotContext) -> None:
         return
     await query.answer()
     if query.data == f"{FORGET_CALLBACK}yes":
-        await context.services.login.forget(person_of(update).chat_id)
+        chat_id = person_of(update).chat_id
+        await context.services.login.forget(chat_id)
+        if context.services.web is not None:
+            await context.services.web.forget(chat_id)
         await edit_quietly(update, texts.FORGOTTEN)
     else:
         await edit_quietly(update, texts.FORGET_KEPT)

@@ -45,6 +45,7 @@ from bot.login.steps import (
     NumberResult,
     Step,
 )
+from bot.telegram.handlers import weblogin
 from bot.telegram.handlers.base import (
     BotContext,
     is_private,
@@ -91,9 +92,23 @@ def contact_keyboard() -> ReplyKeyboardMarkup:
 
 async def start_login(update: Update, context: BotContext) -> str:
     """Open (or restart) a login: store step NUMBER, ask for the phone number."""
+    return await _ask_number(update, context, reprove=False)
+
+
+async def start_from_link(update: Update, context: BotContext) -> None:
+    """`/start <token>` from a website's login page: ask to confirm it, or log in first
+    (step NUMBER, stored: the conversation loads it with the next update; the confirmation
+    follows the login)."""
+    if await weblogin.open_link(update, context):
+        # A website may want the number proven now (prompt=login, max_age) even though the
+        # chat is logged in with it.
+        await _ask_number(update, context, reprove=True)
+
+
+async def _ask_number(update: Update, context: BotContext, *, reprove: bool) -> str:
     services = context.services
     person = person_of(update)
-    login, restarting = await services.login.begin(person)
+    login, restarting = await services.login.begin(person, reprove=reprove)
     if restarting:
         await reply(update, texts.RESTARTED)
     if login is not None:
@@ -214,6 +229,7 @@ async def got_code(update: Update, context: BotContext) -> str | int:
         await _delete_quietly(update)
         number = phone.pretty(outcome.phone_number or "")
         await reply(update, texts.VERIFIED.format(number=number))
+        await weblogin.offer_after_login(update, context)
         return END
     if result is CodeResult.WRONG:
         await reply(update, texts.WRONG_CODE.format(tries=texts.tries(outcome.tries_left)))

@@ -1,0 +1,171 @@
+"""`python -m bot clients ...` and `python -m bot oidc rotate-key`: registering the websites
+and rotating the signing key, with nothing but DATABASE_URL."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import jwt
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.db.models import OidcClient
+from bot.demo.sandbox import FakeTelegram, FakeVerify
+from tests.helpers import (
+    ADMIN_ID,
+    HASH_KEY,
+    SHOP_CALLBACK,
+    Browser,
+    Chat,
+    Provider,
+    authorize_url,
+    exchange,
+    login,
+    open_link,
+    query_of,
+    run_cli,
+    tap,
+)
+
+
+async def test_clients_add_list_remove(
+    database_url: str, db: async_sessionmaker[AsyncSession]
+) -> None:
+    env = {"DATABASE_URL": database_url}
+    added = run_cli(
+        "clients",
+        "add",
+        "--name",
+        "Acme Shop",
+        "--redirect-uri",
+        SHOP_CALLBACK,
+        "--redirect-uri",
+        "http://localhost:8000/cb",
+        "--json",
+        env=env,
+    )
+    assert added.returncode == 0, added.stderr
+    shop = json.loads(added.stdout)
+    assert set(shop) == {"client_id", "client_secret"}
+    assert len(shop["client_secret"]) >= 32
+    public = json.loads(
+        run_cli(
+            "clients",
+            "add",
+            "--name",
+            "Acme App",
+            "--redirect-uri",
+            SHOP_CALLBACK,
+            "--public",
+            "--json",
+            env=env,
+        ).stdout
+    )
+    assert public["client_secret"] is None
+
+    async with db() as session:
+        row = await session.get(OidcClient, shop["client_id"])
+        assert row is not None
+        # Only the hash of the secret is stored.
+        assert row.secret_hash == hashlib.sha256(shop["client_secret"].encode()).hexdigest()
+        assert shop["client_secret"] not in (row.redirect_uris, row.name, row.secret_hash)
+
+    listed = json.loads(run_cli("clients", "list", "--json", env=env).stdout)
+    assert [(c["client_id"], c["name"], c["public"]) for c in listed] == [
+        (shop["client_id"], "Acme Shop", False),
+        (public["client_id"], "Acme App", True),
+    ]
+    assert listed[0]["redirect_uris"] == [SHOP_CALLBACK, "http://localhost:8000/cb"]
+    assert shop["client_secret"] not in run_cli("clients", "list", env=env).stdout
+
+    removed = run_cli("clients", "remove", public["client_id"], env=env)
+    assert removed.returncode == 0
+    assert len(json.loads(run_cli("clients", "list", "--json", env=env).stdout)) == 1
+    again = run_cli("clients", "remove", public["client_id"], env=env)
+    assert again.returncode == 1
+    assert "no client" in again.stderr
+
+
+async def test_a_bad_redirect_uri_is_refused_and_nothing_is_stored(
+    database_url: str, db: async_sessionmaker[AsyncSession]
+) -> None:
+    for uri in ("http://shop.example/cb", "https://shop.example/cb#frag", "shop.example/cb"):
+        result = run_cli(
+            "clients",
+            "add",
+            "--name",
+            "X",
+            "--redirect-uri",
+            uri,
+            env={"DATABASE_URL": database_url},
+        )
+        assert result.returncode == 2
+        assert result.stderr.startswith("error: --redirect-uri")
+    async with db() as session:
+        assert (await session.execute(select(OidcClient))).first() is None
+
+
+async def test_rotate_key_signs_with_the_new_key_and_old_tokens_still_verify(
+    provider: Provider, tg: FakeTelegram, verify: FakeVerify, browser: Browser, database_url: str
+) -> None:
+    chat = Chat(tg, 1001)
+    await login(chat, verify)
+
+    async def id_token() -> str:
+        page = await browser.open(authorize_url(provider, provider.shop.client_id))
+        await tap(chat, await open_link(chat, page), str(page.number))
+        code = query_of(await browser.answer(page))["code"]
+        status, body = await exchange(provider, code)
+        assert status == 200
+        token: str = body["id_token"]
+        return token
+
+    before = await id_token()
+    rotated = run_cli("oidc", "rotate-key", env={"DATABASE_URL": database_url})
+    assert rotated.returncode == 0, rotated.stderr
+    after = await id_token()
+    old_kid = jwt.get_unverified_header(before)["kid"]
+    new_kid = jwt.get_unverified_header(after)["kid"]
+    assert old_kid != new_kid
+    assert new_kid in rotated.stdout
+
+    status, _, _ = await browser.get(f"{provider.issuer}/jwks")
+    async with browser.http.get(f"{provider.issuer}/jwks") as response:
+        keys = jwt.PyJWKSet.from_dict(await response.json())
+    assert status == 200
+    assert {key.key_id for key in keys.keys} == {old_kid, new_kid}
+    for token, kid in ((before, old_kid), (after, new_kid)):
+        claims = jwt.decode(
+            token,
+            keys[kid].key,
+            algorithms=["RS256"],
+            audience=provider.shop.client_id,
+            issuer=provider.issuer,
+        )
+        assert claims["phone_number"] == "+447400123123"
+
+
+async def test_web_logins_show_in_events_and_in_stats_per_client(
+    provider: Provider, tg: FakeTelegram, verify: FakeVerify, browser: Browser, database_url: str
+) -> None:
+    chat = Chat(tg, 1001)
+    await login(chat, verify)
+    page = await browser.open(authorize_url(provider, provider.shop.client_id))
+    await tap(chat, await open_link(chat, page), str(page.number))
+    status, _ = await exchange(provider, query_of(await browser.answer(page))["code"])
+    assert status == 200
+    refused = await browser.open(authorize_url(provider, provider.shop.client_id))
+    await tap(chat, await open_link(chat, refused), "Not me")
+
+    env = {"DATABASE_URL": database_url, "NUMBER_HASH_KEY": HASH_KEY}
+    events = run_cli("events", env=env).stdout
+    for event in ("web_request_opened", "web_approved", "web_code_exchanged"):
+        assert event in events
+    assert f"web_refused ({provider.shop.client_id} not_me)" in events
+    stats = json.loads(run_cli("stats", "--json", env=env).stdout)
+    assert stats["web_logins"] == {provider.shop.client_id: {"name": "Acme Shop", "logins": 1}}
+    admin = Chat(tg, ADMIN_ID)
+    assert f"Web logins per client: Acme Shop ({provider.shop.client_id}) 1" in (
+        await admin.say("/stats")
+    )

@@ -1,0 +1,430 @@
+"""Every way a web login is refused: at the authorization endpoint (never redirected to an
+unregistered address; otherwise back to the website with `error` and `state`), in Telegram
+(links and buttons work once, in one chat, and only with the page's number), and at the
+token endpoint (codes work once, in time, for their client, redirect URI and PKCE verifier)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from typing import Any
+
+import aiohttp
+import jwt
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.db.models import AuthEvent, LoginFlow, OidcRequest
+from bot.demo.sandbox import FakeTelegram, FakeVerify
+from tests.helpers import (
+    APP_CALLBACK,
+    SHOP_CALLBACK,
+    Browser,
+    Chat,
+    Clock,
+    LoginPage,
+    Provider,
+    authorize_url,
+    exchange,
+    login,
+    open_link,
+    query_of,
+    tap,
+)
+
+VERIFIER = "v" * 43 + "-verifier._~"
+CHALLENGE = (
+    base64.urlsafe_b64encode(hashlib.sha256(VERIFIER.encode()).digest()).rstrip(b"=").decode()
+)
+
+
+async def refusals(db: async_sessionmaker[AsyncSession]) -> list[str]:
+    """The details of the web_refused events, oldest first."""
+    async with db() as session:
+        rows = await session.execute(
+            select(AuthEvent.detail).where(AuthEvent.event == "web_refused").order_by(AuthEvent.id)
+        )
+    return [str(detail).split(" ", 1)[-1] for detail in rows.scalars()]
+
+
+async def approved_code(
+    provider: Provider, browser: Browser, chat: Chat, **params: str
+) -> tuple[str, LoginPage]:
+    """Run the flow as far as the code (the chat is logged in already)."""
+    page = await browser.open(authorize_url(provider, provider.shop.client_id, **params))
+    await tap(chat, await open_link(chat, page), str(page.number))
+    location = await browser.answer(page)
+    return query_of(location)["code"], page
+
+
+async def userinfo_status(provider: Provider, access_token: str) -> int:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(
+            f"{provider.issuer}/userinfo", headers={"Authorization": f"Bearer {access_token}"}
+        ) as response,
+    ):
+        return response.status
+
+
+@pytest.fixture
+async def ada(provider: Provider, tg: FakeTelegram, verify: FakeVerify) -> Chat:
+    """A chat logged in as +44 7400 123123."""
+    chat = Chat(tg, 1001)
+    await login(chat, verify)
+    return chat
+
+
+# ---- the authorization endpoint ---------------------------------------------------------
+
+
+async def test_an_unregistered_redirect_uri_gets_an_error_page_and_is_never_redirected_to(
+    provider: Provider, browser: Browser, db: async_sessionmaker[AsyncSession]
+) -> None:
+    for uri in ("https://evil.example/callback", SHOP_CALLBACK + "/", SHOP_CALLBACK + "?x=1"):
+        status, body, location = await browser.get(
+            authorize_url(provider, provider.shop.client_id, redirect_uri=uri)
+        )
+        assert (status, location) == (400, None)
+        assert "not registered" in body
+        assert "evil.example" not in body
+    assert await refusals(db) == ["unregistered_redirect_uri"] * 3
+
+
+async def test_an_unknown_client_gets_an_error_page(
+    provider: Provider, browser: Browser, db: async_sessionmaker[AsyncSession]
+) -> None:
+    status, body, location = await browser.get(authorize_url(provider, "no-such-client"))
+    assert (status, location) == (400, None)
+    assert "is not registered with this bot" in body
+    assert await refusals(db) == ["unknown_client"]
+
+
+@pytest.mark.parametrize(
+    ("params", "error"),
+    [
+        ({"response_type": "token"}, "unsupported_response_type"),
+        ({"scope": "phone"}, "invalid_scope"),
+        ({"response_mode": "fragment"}, "invalid_request"),
+        ({"code_challenge": CHALLENGE, "code_challenge_method": "plain"}, "invalid_request"),
+        ({"code_challenge": "short", "code_challenge_method": "S256"}, "invalid_request"),
+        ({"max_age": "soon"}, "invalid_request"),
+        ({"prompt": "none"}, "login_required"),
+        ({"request": "eyJ..."}, "request_not_supported"),
+    ],
+)
+async def test_other_bad_requests_go_back_to_the_website_with_error_and_state(
+    provider: Provider, browser: Browser, params: dict[str, str], error: str
+) -> None:
+    status, _, location = await browser.get(
+        authorize_url(provider, provider.shop.client_id, **params)
+    )
+    assert status == 302
+    assert location is not None
+    assert location.startswith(SHOP_CALLBACK + "?")
+    assert query_of(location)["error"] == error
+    assert query_of(location)["state"] == "st-123"
+
+
+async def test_prompt_none_answers_login_required_without_showing_anything(
+    provider: Provider, ada: Chat, browser: Browser, tg: FakeTelegram
+) -> None:
+    status, body, location = await browser.get(
+        authorize_url(provider, provider.shop.client_id, prompt="none")
+    )
+    assert status == 302
+    assert location is not None
+    assert query_of(location) == {
+        "error": "login_required",
+        "error_description": "the person must confirm in Telegram",
+        "state": "st-123",
+    }
+    assert body == "" or "t.me" not in body
+    assert await ada.quiet() == []
+
+
+async def test_a_public_client_without_pkce_is_refused(
+    provider: Provider, browser: Browser
+) -> None:
+    url = authorize_url(provider, provider.app.client_id, redirect_uri=APP_CALLBACK)
+    status, _, location = await browser.get(url)
+    assert status == 302
+    assert location is not None
+    assert location.startswith(APP_CALLBACK)
+    assert query_of(location)["error"] == "invalid_request"
+
+
+async def test_a_repeated_parameter_is_refused(provider: Provider, browser: Browser) -> None:
+    url = authorize_url(provider, provider.shop.client_id) + "&scope=openid"
+    status, _, location = await browser.get(url)
+    assert status == 302
+    assert location is not None
+    assert query_of(location)["error"] == "invalid_request"
+
+
+class TestLimits:
+    @pytest.fixture
+    def provider_settings(self) -> dict[str, Any]:
+        return {"limit_web_requests_per_ip_per_hour": 2}
+
+    async def test_requests_per_address_are_limited_and_forwarded_for_counts_from_the_proxy(
+        self, provider: Provider, browser: Browser, db: async_sessionmaker[AsyncSession]
+    ) -> None:
+        url = authorize_url(provider, provider.shop.client_id)
+        for _ in range(2):
+            await browser.open(url)
+        status, _, location = await browser.get(url)
+        assert status == 302
+        assert location is not None
+        assert query_of(location)["error"] == "temporarily_unavailable"
+        # Through the (loopback, trusted) proxy, another client address has its own count.
+        async with browser.http.get(
+            url, allow_redirects=False, headers={"X-Forwarded-For": "203.0.113.7"}
+        ) as response:
+            assert response.status == 200
+        assert await refusals(db) == ["rate_limited_ip"]
+
+
+# ---- the deep link and the confirmation in Telegram -------------------------------------
+
+
+async def test_an_unknown_link_gets_a_clear_answer_and_starts_nothing(
+    provider: Provider, tg: FakeTelegram, db: async_sessionmaker[AsyncSession]
+) -> None:
+    chat = Chat(tg, 1005)
+    answer = await chat.say("/start c29tZXRoaW5nLWVsc2U")
+    assert answer.startswith("I don't know that login link.")
+    async with db() as session:
+        assert (await session.execute(select(LoginFlow))).first() is None
+
+
+async def test_an_expired_link_is_refused_and_the_page_offers_to_start_again(
+    provider: Provider, ada: Chat, browser: Browser, clock: Clock
+) -> None:
+    page = await browser.open(authorize_url(provider, provider.shop.client_id))
+    clock.advance(301)
+    assert await ada.say(f"/start {page.token}") == (
+        "That login link has expired. Start again on the website."
+    )
+    status, body, _ = await browser.get(page.wait_url)
+    assert status == 200
+    assert "expired" in body
+    assert f'href="/authorize?response_type=code&amp;client_id={provider.shop.client_id}' in body
+    async with browser.http.get(page.status_url) as response:
+        assert (await response.json())["status"] == "expired"
+
+
+async def test_a_link_works_once_and_only_in_the_chat_that_opened_it(
+    provider: Provider,
+    ada: Chat,
+    tg: FakeTelegram,
+    browser: Browser,
+    db: async_sessionmaker[AsyncSession],
+) -> None:
+    page = await browser.open(authorize_url(provider, provider.shop.client_id))
+    question = await open_link(ada, page)
+    other = Chat(tg, 1006)
+    used = "That login link was already used."
+    assert (await other.say(f"/start {page.token}")).startswith(used)
+    assert (await ada.say(f"/start {page.token}")).startswith(used)
+    async with db() as session:
+        assert await session.get(LoginFlow, other.id) is None
+    # The first question still works.
+    await tap(ada, question, str(page.number))
+    assert query_of(await browser.answer(page))["code"]
+
+
+async def test_a_confirmation_pressed_in_another_chat_changes_nothing(
+    provider: Provider, ada: Chat, tg: FakeTelegram, browser: Browser
+) -> None:
+    page = await browser.open(authorize_url(provider, provider.shop.client_id))
+    question = await open_link(ada, page)
+    right = question.callback_data(str(page.number))
+    # Another chat with a confirmation of its own replays Ada's button data on it.
+    other = Chat(tg, 1007)
+    other_page = await browser.open(authorize_url(provider, provider.shop.client_id))
+    other_message = (await other.send(f"/start {other_page.token}", replies=2))[0]
+    tg.press_button(other.id, other_message.message_id, right, strict=False)
+    await tg.wait_for(lambda: len(tg.callback_answers) == 1, 10)
+    assert tg.callback_answers[-1].text == "This button belongs to another chat."
+    assert tg.callback_answers[-1].show_alert
+    async with browser.http.get(page.status_url) as response:
+        assert (await response.json())["status"] == "waiting"
+    # Ada's own tap still approves.
+    await tap(ada, question, str(page.number))
+    assert query_of(await browser.answer(page))["code"]
+
+
+async def test_a_wrong_number_refuses_and_the_website_gets_access_denied(
+    provider: Provider, ada: Chat, tg: FakeTelegram, browser: Browser
+) -> None:
+    page = await browser.open(authorize_url(provider, provider.shop.client_id))
+    question = await open_link(ada, page)
+    right = question.callback_data(str(page.number))
+    wrong = next(text for text, _ in question.inline_buttons[:3] if text != str(page.number))
+    done = await tap(ada, question, wrong)
+    assert done.text.startswith("That is not the number shown on the page, so I refused")
+    assert done.inline_buttons == []
+    location = await browser.answer(page)
+    assert query_of(location)["error"] == "access_denied"
+    assert query_of(location)["state"] == "st-123"
+    # The buttons worked once: a second tap (on the old message) answers nothing new.
+    tg.press_button(ada.id, question.message_id, right, strict=False)
+    await tg.wait_for(lambda: len(tg.callback_answers) == 2, 10)
+    assert tg.callback_answers[-1].text == "This login request was already answered."
+
+
+async def test_not_me_refuses(provider: Provider, ada: Chat, browser: Browser) -> None:
+    page = await browser.open(authorize_url(provider, provider.shop.client_id))
+    done = await tap(ada, await open_link(ada, page), "Not me")
+    assert done.text == "OK: I refused the login to Acme Shop. Nobody was logged in."
+    assert query_of(await browser.answer(page))["error"] == "access_denied"
+
+
+async def test_another_browser_cannot_follow_the_page(
+    provider: Provider, ada: Chat, browser: Browser
+) -> None:
+    page = await browser.open(authorize_url(provider, provider.shop.client_id))
+    await tap(ada, await open_link(ada, page), str(page.number))
+    thief = Browser()
+    try:
+        status, _, location = await thief.get(page.wait_url)
+    finally:
+        await thief.close()
+    assert (status, location) == (404, None)
+    assert query_of(await browser.answer(page))["code"]
+
+
+@pytest.mark.parametrize("params", [{"max_age": "0"}, {"prompt": "login"}])
+async def test_max_age_0_and_prompt_login_prove_the_number_again(
+    provider: Provider,
+    ada: Chat,
+    verify: FakeVerify,
+    browser: Browser,
+    clock: Clock,
+    params: dict[str, str],
+) -> None:
+    clock.advance(5)
+    starts = len(verify.calls("start"))
+    page = await browser.open(authorize_url(provider, provider.shop.client_id, **params))
+    first, _ = await ada.send(f"/start {page.token}", replies=2)
+    assert "First, prove it is yours" in first.text
+    assert "code is on its way" in await ada.number("+44 7400 123123")
+    assert len(verify.calls("start")) == starts + 1
+    _, question = await ada.send(verify.last_code(), replies=2)
+    await tap(ada, question, str(page.number))
+    code = query_of(await browser.answer(page))["code"]
+    status, token = await exchange(provider, code)
+    assert status == 200
+    claims = jwt.decode(token["id_token"], options={"verify_signature": False})
+    assert claims["auth_time"] >= int(clock.now.timestamp()) - 1
+
+
+# ---- the token endpoint ---------------------------------------------------------------------
+
+
+async def test_a_wrong_client_secret_is_refused(
+    provider: Provider, ada: Chat, browser: Browser, db: async_sessionmaker[AsyncSession]
+) -> None:
+    code, _ = await approved_code(provider, browser, ada)
+    status, body = await exchange(provider, code, secret="not-the-secret")
+    assert (status, body["error"]) == (401, "invalid_client")
+    assert "bad_client_secret" in await refusals(db)
+    # The code itself is still good for the real client.
+    assert (await exchange(provider, code))[0] == 200
+
+
+async def test_a_reused_code_is_refused_and_revokes_the_access_token_it_gave(
+    provider: Provider, ada: Chat, browser: Browser, db: async_sessionmaker[AsyncSession]
+) -> None:
+    code, _ = await approved_code(provider, browser, ada)
+    status, first = await exchange(provider, code)
+    assert status == 200
+    assert await userinfo_status(provider, first["access_token"]) == 200
+    status, second = await exchange(provider, code)
+    assert (status, second["error"]) == (400, "invalid_grant")
+    assert await userinfo_status(provider, first["access_token"]) == 401
+    assert "code_reused" in await refusals(db)
+
+
+async def test_an_expired_code_is_refused(
+    provider: Provider, ada: Chat, browser: Browser, clock: Clock
+) -> None:
+    code, _ = await approved_code(provider, browser, ada)
+    clock.advance(61)
+    status, body = await exchange(provider, code)
+    assert (status, body["error"]) == (400, "invalid_grant")
+    assert body["error_description"] == "the code has expired"
+
+
+async def test_a_code_is_bound_to_its_redirect_uri_and_client(
+    provider: Provider, ada: Chat, browser: Browser
+) -> None:
+    code, _ = await approved_code(provider, browser, ada)
+    status, body = await exchange(provider, code, client_id=provider.app.client_id, secret="")
+    assert (status, body["error"]) == (400, "invalid_grant")
+    status, body = await exchange(provider, code, redirect_uri=SHOP_CALLBACK + "/other")
+    assert (status, body["error"]) == (400, "invalid_grant")
+
+
+@pytest.mark.parametrize(
+    ("verifier", "description"),
+    [
+        (None, "code_verifier is missing"),
+        ("w" * 43, "code_verifier does not match the code_challenge"),
+    ],
+)
+async def test_a_missing_or_wrong_pkce_verifier_is_refused(
+    provider: Provider, ada: Chat, browser: Browser, verifier: str | None, description: str
+) -> None:
+    code, _ = await approved_code(
+        provider, browser, ada, code_challenge=CHALLENGE, code_challenge_method="S256"
+    )
+    extra = {"code_verifier": verifier} if verifier else {}
+    status, body = await exchange(provider, code, **extra)
+    assert (status, body["error"], body["error_description"]) == (
+        400,
+        "invalid_grant",
+        description,
+    )
+    # A code is good for one try: even the right verifier fails now.
+    status, _ = await exchange(provider, code, code_verifier=VERIFIER)
+    assert status == 400
+
+
+async def test_the_right_pkce_verifier_is_accepted_from_a_confidential_client(
+    provider: Provider, ada: Chat, browser: Browser
+) -> None:
+    code, _ = await approved_code(
+        provider, browser, ada, code_challenge=CHALLENGE, code_challenge_method="S256"
+    )
+    status, body = await exchange(provider, code, code_verifier=VERIFIER)
+    assert status == 200
+    assert body["token_type"] == "Bearer"
+
+
+async def test_an_expired_access_token_is_refused_by_userinfo(
+    provider: Provider, ada: Chat, browser: Browser, clock: Clock
+) -> None:
+    code, _ = await approved_code(provider, browser, ada)
+    _, token = await exchange(provider, code)
+    clock.advance(301)
+    assert await userinfo_status(provider, token["access_token"]) == 401
+    assert await userinfo_status(provider, "made-up") == 401
+
+
+async def test_forget_erases_the_web_logins_of_the_chat(
+    provider: Provider, ada: Chat, browser: Browser, db: async_sessionmaker[AsyncSession]
+) -> None:
+    page = await browser.open(authorize_url(provider, provider.shop.client_id))
+    await tap(ada, await open_link(ada, page), str(page.number))
+    async with db() as session:
+        assert (await session.execute(select(OidcRequest.phone_number))).scalars().all() == [
+            "+447400123123"
+        ]
+    confirm = (await ada.send("/forget"))[0]
+    ada.tg.click(confirm, "Yes, erase everything")
+    await ada.tg.wait_for(lambda: confirm.edited, 10)
+    async with db() as session:
+        assert (await session.execute(select(OidcRequest))).first() is None
