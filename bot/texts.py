@@ -97,7 +97,7 @@ CANCELLED = "Login cancelled."
 NOTHING_TO_CANCEL = "There is no login in progress."
 LOGGED_OUT = "You are logged out. {number} is no longer linked to this chat."
 NOT_LOGGED_IN = "You are not logged in. Send /login to start."
-WHOAMI = "You are logged in as {number} (since {since} UTC)."
+WHOAMI = "You are logged in as {number} (since {since} UTC, proven by {method})."
 WHOAMI_FLOW = "You are not logged in yet; a login is in progress. /cancel stops it."
 
 OUTSIDE_FLOW = "Send /login to log in with your phone number, or /help to see what I can do."
@@ -122,6 +122,20 @@ ALERTS = {
     "global_limit": "LIMIT_GLOBAL_STARTS_PER_HOUR was reached: new logins are refused "
     "until the hour frees up. This can be SMS-pumping fraud.",
 }
+
+
+# How a login proved its number (`verified_users.channel`), as a user or an admin reads it.
+METHODS = {
+    "sms": "an SMS code",
+    "voice": "a code by voice call",
+    "telegram_gateway": "a code in Telegram",
+    "telegram_contact": "your own Telegram contact",
+}
+
+
+def method(value: str | None) -> str:
+    """How a login proved its number, in words; logins from before it was recorded: a code."""
+    return METHODS.get(value or "", "a code")
 
 
 def tries(n: int) -> str:
@@ -181,7 +195,9 @@ NOTICE_REVOKED = (
 USER_USAGE = "Usage: /user <number with + | chat id | @username>"
 REVOKE_USAGE = "Usage: /revoke <number with + | chat id>"
 USER_NOT_FOUND = "No login and no history for {query}."
-USER_REPORT_LOGIN = "Logged in: {number}, chat {chat_id}, user {user_id}, {name}, since {when}"
+USER_REPORT_LOGIN = (
+    "Logged in: {number}, chat {chat_id}, user {user_id}, {name}, since {when}, by {method}"
+)
 USER_REPORT_NO_LOGIN = "Not logged in."
 USER_REPORT_CHATS = "Chats that used this number: {chats}"
 USER_REPORT_EVENTS = "Last events of chat {chat_id}:"

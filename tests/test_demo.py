@@ -88,7 +88,10 @@ async def test_scripted_login_with_a_wrong_code_and_logout(
         "you: /logout",
     ]
     whoami = lines[lines.index("you: /whoami") + 1]
-    assert re.fullmatch(rf"bot: You are logged in as \{NUMBER} \(since [\d:-]+ UTC\)\.", whoami)
+    assert re.fullmatch(
+        rf"bot: You are logged in as \{NUMBER} \(since [\d:-]+ UTC, proven by an SMS code\)\.",
+        whoami,
+    )
 
     async with db() as session:
         assert await session.scalar(select(func.count()).select_from(VerifiedUser)) == 0

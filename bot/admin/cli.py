@@ -189,6 +189,8 @@ def user_record(user: VerifiedUser) -> dict[str, object]:
         "verified_at": user.verified_at.isoformat(),
         "username": user.username,
         "full_name": user.full_name,
+        # sms, voice, telegram_gateway or telegram_contact; null before it was recorded.
+        "method": user.channel,
     }
 
 

@@ -85,6 +85,7 @@ def user_report(report: UserReport) -> str:
                 user_id=login.user_id,
                 name=display_name(login.full_name, login.username),
                 when=login.verified_at.strftime("%Y-%m-%d %H:%M UTC"),
+                method=login.channel or "unknown",
             )
         )
     else:

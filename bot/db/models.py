@@ -67,9 +67,9 @@ class VerifiedUser(Base):
     username: Mapped[str | None] = mapped_column(String(64))
     full_name: Mapped[str | None] = mapped_column(String(256))
     verified_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
-    # The Verify channel that delivered the code which proved the number (sms, voice);
-    # None for logins from before it was recorded.
-    channel: Mapped[str | None] = mapped_column(String(8))
+    # How the number was proven (`bot.login.steps.Method`: sms, voice, telegram_gateway,
+    # telegram_contact); None for logins from before it was recorded.
+    channel: Mapped[str | None] = mapped_column(String(16))
 
 
 class LoginFlow(Base):
@@ -256,7 +256,7 @@ class OidcRequest(Base):
     phone_number: Mapped[str | None] = mapped_column(String(16))
     full_name: Mapped[str | None] = mapped_column(String(256))
     username: Mapped[str | None] = mapped_column(String(64))
-    channel: Mapped[str | None] = mapped_column(String(8))
+    channel: Mapped[str | None] = mapped_column(String(16))
     auth_time: Mapped[datetime | None] = mapped_column(UTCDateTime())
     refusal: Mapped[str | None] = mapped_column(String(32))
     code_hash: Mapped[str | None] = mapped_column(String(64), unique=True)

@@ -24,7 +24,7 @@ from bot.login import limits
 from bot.login.audit import Audit, Event
 from bot.login.limits import Limits, Refusal, Rule, StartLedger
 from bot.login.phone import PhoneNumber
-from bot.login.steps import Method, Notice, NoticeKind, NumberResult, Person, Step
+from bot.login.steps import Notice, NoticeKind, NumberResult, Person, Step
 
 
 @dataclass(frozen=True, slots=True)
@@ -402,12 +402,10 @@ class LoginStore:
         phone_number: str,
         request_id: str | None,
         *,
-        method: Method | None = None,
-        channel: str | None = None,
+        channel: str,
     ) -> int | None:
-        """The chat is logged in with the number and its flow ends (recorded as `verified`,
-        with how the number was proven as the detail; `channel`: the Verify channel that
-        delivered the code, kept with the login for the web login's `amr`).
+        """The chat is logged in with the number, proven by `channel` (a `Method`: kept with
+        the login, and the detail of its `verified` event), and its flow ends.
         A chat that held the number before loses its login: recorded as `number_moved`, and
         it is left a notice. Returns that chat's id, if there was one."""
         async with self._sessions.begin() as session:
@@ -428,7 +426,7 @@ class LoginStore:
                 Event.VERIFIED,
                 e164=phone_number,
                 request_id=request_id,
-                detail=method.value if method is not None else None,
+                detail=channel,
             )
             if moved_from is not None:
                 await self._audit.record(

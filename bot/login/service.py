@@ -163,7 +163,7 @@ class LoginService:
             await self._store.cancel_flow(person.chat_id, reason="already_yours")
             return NumberOutcome(NumberResult.ALREADY_YOURS, phone_number=number.e164)
         moved_from = await self._store.record_verified(
-            person, number.e164, None, method=Method.TELEGRAM_CONTACT
+            person, number.e164, None, channel=Method.TELEGRAM_CONTACT
         )
         logger.info("Chat %s logged in with its own contact %s", person.chat_id, number.masked)
         if moved_from is not None:

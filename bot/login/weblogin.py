@@ -52,9 +52,11 @@ FINISH_GRACE = timedelta(seconds=60)
 KEEP_REQUESTS = timedelta(days=1)
 
 SCOPES = ("openid", "phone", "profile")
-# RFC 8176 method values, by the Verify channel that proved the number ("otp", a one-time
-# code, for logins from before the channel was recorded).
-AMR = {"sms": "sms", "voice": "tel"}
+# RFC 8176 method values, by how the login proved its number: a code by SMS (`sms`), read out
+# in a call (`tel`), sent inside Telegram (`otp`: a one-time code, neither SMS nor a call);
+# the own contact shared from the Telegram account (`swk`: possession of the account's
+# software-held key, no code at all); `otp` for logins from before the method was recorded.
+AMR = {"sms": "sms", "voice": "tel", "telegram_gateway": "otp", "telegram_contact": "swk"}
 AMR_UNKNOWN_CHANNEL = "otp"
 MAX_PARAM = 512
 _PKCE_CHARS = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")

@@ -49,7 +49,9 @@ async def whoami(update: Update, context: BotContext) -> None:
         await reply(
             update,
             texts.WHOAMI.format(
-                number=phone.pretty(login.phone_number), since=texts.hhmm(login.verified_at)
+                number=phone.pretty(login.phone_number),
+                since=texts.hhmm(login.verified_at),
+                method=texts.method(login.channel),
             ),
         )
     elif await services.login.step_of(chat_id) is not None:
