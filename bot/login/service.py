@@ -132,11 +132,9 @@ class LoginService:
 
     async def submit_number(self, person: Person, number: PhoneNumber) -> NumberOutcome:
         """Start a verification to a number, if the rules allow it."""
-        refusal = limits_rules.destination_refusal(self._limits, number)
-        if refusal is not None:
-            logger.info("Refused %s for chat %s: %s", number.masked, person.chat_id, refusal.rule)
-            await self._store.record_limited(person, number, refusal.rule)
-            return NumberOutcome(NumberResult.REFUSED, refusal=refusal)
+        refused = await self._destination_refused(person, number)
+        if refused is not None:
+            return refused
         reserved = await self._store.reserve_start(person, number)
         if isinstance(reserved, NumberResult):
             return NumberOutcome(reserved)
@@ -153,11 +151,9 @@ class LoginService:
         (TRUST_TELEGRAM_CONTACT: Telegram proved the number when the account was made). The
         destination rules still apply; the rate limits do not: no code is sent, so there is
         nothing to pay for and nothing to guess."""
-        refusal = limits_rules.destination_refusal(self._limits, number)
-        if refusal is not None:
-            logger.info("Refused %s for chat %s: %s", number.masked, person.chat_id, refusal.rule)
-            await self._store.record_limited(person, number, refusal.rule)
-            return NumberOutcome(NumberResult.REFUSED, refusal=refusal)
+        refused = await self._destination_refused(person, number)
+        if refused is not None:
+            return refused
         login = await self._store.login_of(person.chat_id)
         if login is not None and login.phone_number == number.e164:
             await self._store.cancel_flow(person.chat_id, reason="already_yours")
@@ -324,6 +320,17 @@ class LoginService:
         return len(due)
 
     # ---- helpers ------------------------------------------------------------------------
+
+    async def _destination_refused(
+        self, person: Person, number: PhoneNumber
+    ) -> NumberOutcome | None:
+        """The answer to a number the destination rules refuse (recorded as `limited`)."""
+        refusal = limits_rules.destination_refusal(self._limits, number)
+        if refusal is None:
+            return None
+        logger.info("Refused %s for chat %s: %s", number.masked, person.chat_id, refusal.rule)
+        await self._store.record_limited(person, number, refusal.rule)
+        return NumberOutcome(NumberResult.REFUSED, refusal=refusal)
 
     def _expired(self, flow: LoginFlow) -> bool:
         return flow.expires_at is not None and flow.expires_at <= self._now()
