@@ -56,12 +56,31 @@ FIRST_USER_ID = 5_000_001
 WARMUP_USER_ID = 9_000_001
 WARMUP_NUMBER_INDEX = 50_000
 
-ASK_NUMBER_MARK = "phone number"
-CODE_SENT_MARK = "code is on its way"
-LOGGED_IN_MARK = "You are logged in as"
+# What each step's answer contains, in this bot's words and in the tutorial bot's (--peer).
+ASK_NUMBER_MARKS = ("phone number",)
+CODE_SENT_MARKS = ("code is on its way", "Code sent")
+LOGGED_IN_MARKS = ("You are logged in as", "Logged in")
 
+#: The runs of a repeat: this bot with concurrent processing, with PTB's sequential
+#: processing, with the flood limiter at its default, and the bot of `--peer DIR`.
 CONCURRENT = "concurrent"
 SEQUENTIAL = "sequential"
+LIMITER = "limiter"
+PEER = "peer"
+
+#: Bot API methods that put a message in front of the user (sent, or changed in place).
+MESSAGE_METHODS = frozenset(
+    {
+        "sendMessage",
+        "editMessageText",
+        "editMessageReplyMarkup",
+        "editMessageCaption",
+        "sendPhoto",
+        "sendDocument",
+        "sendContact",
+    }
+)
+DELETE_METHODS = frozenset({"deleteMessage", "deleteMessages"})
 
 
 def number_of(index: int) -> tuple[str, str]:
@@ -99,6 +118,23 @@ class Inbox:
                 event = self._events[chat_id] = asyncio.Event()
             await event.wait()
         return box
+
+    async def wait_mark(self, chat_id: int, start: int, marks: Sequence[str]) -> float:
+        """Wait until a bot message from index `start` on contains one of `marks`; returns
+        when it arrived. The answer is found by its words, not by its position: bots differ
+        in how many messages a step sends, and a step's last one may arrive after the user
+        has already read its first (callers bound the time)."""
+        seen = start
+        while True:
+            box = await self.wait(chat_id, seen + 1)
+            for at, text in box[seen:]:
+                if any(mark in text for mark in marks):
+                    return at
+            seen = len(box)
+
+    def texts_from(self, chat_id: int, start: int) -> str:
+        """What the bot said to the chat from index `start` on, shortened (for failures)."""
+        return " | ".join(text[:60] for _, text in self.messages[chat_id][start:]) or "nothing"
 
 
 class TimedCalls(list[VerifyCall]):
@@ -341,6 +377,17 @@ class RunResult:
     failures: list[str] = field(default_factory=list)
     log_problems: int = 0
     exit_code: int | None = None
+    messages: int = 0  # messages the bot sent or edited during the measured phase
+    deletions: int = 0  # messages it deleted then
+    end_rss: int = 0  # RSS once the measured phase is over
+
+    @property
+    def messages_per_user(self) -> float:
+        return self.messages / self.ok if self.ok else float("nan")
+
+    @property
+    def deletions_per_user(self) -> float:
+        return self.deletions / self.ok if self.ok else float("nan")
 
     @property
     def rate(self) -> float:
@@ -376,6 +423,8 @@ class Options:
     warmup: int
     py_spy: Path | None
     py_spy_args: list[str]
+    peer: Path | None = None
+    peer_python: str | None = None
 
 
 def phase_timeout(opts: Options, mode: str) -> float:
@@ -384,7 +433,7 @@ def phase_timeout(opts: Options, mode: str) -> float:
         return opts.timeout
     calls = 2 if opts.scenario == "logins" else 1  # Verify calls per user in the phase
     per_user = calls * opts.latency + 0.05 * (3 if opts.scenario == "logins" else 1)
-    if mode == SEQUENTIAL:
+    if mode in (SEQUENTIAL, PEER):  # the tutorial bot is sequential
         return 60 + 3 * opts.users * per_user
     return 60 + 3 * calls * opts.latency
 
@@ -425,12 +474,21 @@ async def run_once(opts: Options, mode: str, repeat: int) -> RunResult:
             "LOG_LEVEL": "WARNING",
             "VONAGE_MAX_CONCURRENCY": str(min(max(opts.users, 64), 1024)),
         }
-        if opts.bot_dir != REPO:
+        python = sys.executable
+        if mode == PEER:
+            assert opts.peer is not None
+            assert opts.peer_python is not None
+            python = opts.peer_python
+            if is_this_project(opts.peer):
+                env["PYTHONPATH"] = str(opts.peer)
+        elif opts.bot_dir != REPO:
             env["PYTHONPATH"] = str(opts.bot_dir)
         if mode == SEQUENTIAL:
             env["MAX_CONCURRENT_UPDATES"] = "1"
         env.update(opts.bot_env)
-        argv = [*opts.bot_prefix, sys.executable]
+        if mode == LIMITER:
+            env["TELEGRAM_MAX_MESSAGES_PER_SECOND"] = default_flood_limit()
+        argv = [*opts.bot_prefix, python]
         if opts.profile_dir is not None:
             out = opts.profile_dir / f"{opts.scenario}-{mode}-{repeat}.prof"
             argv += ["-m", "cProfile", "-o", str(out)]
@@ -460,6 +518,8 @@ async def run_once(opts: Options, mode: str, repeat: int) -> RunResult:
                 result.phase_start
             )
 
+        with contextlib.suppress(psutil.Error):
+            result.end_rss = bot.process.memory_info().rss
         result.peak_rss = sampler.peak
         result.hwm = vm_hwm(bot.process.pid)
         result.verify_calls = len(verify.requests)
@@ -570,6 +630,27 @@ async def _bounded(
         result.failures.append(f"{len(pending)} users not done ({what}) within {limit:g}s")
 
 
+def _note_unanswered(
+    result: RunResult,
+    inbox: Inbox,
+    since: dict[int, int],
+    what: str,
+    marks: Sequence[str],
+    shown: int = 5,
+) -> None:
+    """A failure line for the first few users whose step got no answer with its words."""
+    for user_id, seen in since.items():
+        if shown <= 0:
+            return
+        if not any(
+            any(mark in text for mark in marks) for _, text in inbox.messages[user_id][seen:]
+        ):
+            result.failures.append(
+                f"{what} of {user_id} answered {inbox.texts_from(user_id, seen)!r}"
+            )
+            shown -= 1
+
+
 def _polls(tg: FakeTelegram) -> int:
     return sum(1 for call in tg.calls if call.method == "getUpdates")
 
@@ -581,6 +662,7 @@ class Meter:
         self.process = process
         self.tg = tg
         self.polls = _polls(tg)
+        self.first_call = len(tg.calls)
         self.switches = self._switches()
         self.machine = machine_busy_seconds()
         self.bench = time.process_time()
@@ -600,6 +682,9 @@ class Meter:
         result.bench_cpu = time.process_time() - self.bench
         result.other_cpu = machine_busy_seconds() - self.machine - result.cpu - result.bench_cpu
         result.polls = _polls(self.tg) - self.polls
+        methods = [call.method for call in self.tg.calls[self.first_call :]]
+        result.messages = sum(1 for method in methods if method in MESSAGE_METHODS)
+        result.deletions = sum(1 for method in methods if method in DELETE_METHODS)
 
 
 # ---------------------------------------------------------------------------------------
@@ -615,21 +700,22 @@ async def warm_up(opts: Options, tg: FakeTelegram, verify: FakeVerify, inbox: In
     async def login(index: int) -> None:
         user_id = WARMUP_USER_ID + index
         typed, digits = number_of(WARMUP_NUMBER_INDEX + index)
-        for text, replies, mark in (
-            ("/login", 1, ASK_NUMBER_MARK),
-            (typed, 2, CODE_SENT_MARK),
-            (None, 1, LOGGED_IN_MARK),
+        for text, marks in (
+            ("/login", ASK_NUMBER_MARKS),
+            (typed, CODE_SENT_MARKS),
+            (None, LOGGED_IN_MARKS),
         ):
-            box = inbox.messages[user_id]
-            seen = len(box)
+            seen = len(inbox.messages[user_id])
             tg.send_text(user_id, text if text is not None else verify.last_code(to=digits))
-            await inbox.wait(user_id, seen + replies)
-            if mark not in box[seen][1]:
-                raise BotDidNotStart(f"warm-up login failed: the bot answered {box[seen][1]!r}")
+            try:
+                async with asyncio.timeout(limit):
+                    await inbox.wait_mark(user_id, seen, marks)
+            except TimeoutError:
+                said = inbox.texts_from(user_id, seen)
+                raise BotDidNotStart(f"warm-up login failed: the bot answered {said!r}") from None
 
     if opts.warmup:
-        async with asyncio.timeout(limit):
-            await asyncio.gather(*(login(i) for i in range(opts.warmup)))
+        await asyncio.gather(*(login(i) for i in range(opts.warmup)))
     await tg.wait_idle(timeout=limit)
 
 
@@ -650,9 +736,7 @@ async def numbers_scenario(
 
     async def ask(user_id: int) -> None:
         tg.send_text(user_id, "/login")
-        box = await inbox.wait(user_id, 1)
-        if ASK_NUMBER_MARK not in box[0][1]:
-            result.failures.append(f"/login of {user_id} answered {box[0][1][:60]!r}")
+        await inbox.wait_mark(user_id, 0, ASK_NUMBER_MARKS)
 
     limit = phase_timeout(opts, mode)
     await _bounded([ask(u) for u in users], limit, result, "/login, not measured")
@@ -661,16 +745,12 @@ async def numbers_scenario(
     await tg.wait_idle(timeout=limit)
 
     sent_at: dict[int, float] = {}
+    asked = {user_id: len(inbox.messages[user_id]) for user_id in users}
     answered: list[float] = []
 
     async def number(user_id: int) -> None:
-        box = await inbox.wait(user_id, 2)  # box[0] asked for the number
-        at, text = box[1]
+        at = await inbox.wait_mark(user_id, asked[user_id], CODE_SENT_MARKS)
         result.latencies.append(at - sent_at[user_id])
-        if CODE_SENT_MARK not in text:
-            result.failures.append(f"number of {user_id} answered {text[:60]!r}")
-            return
-        await inbox.wait(user_id, 3)  # and the message with the new-code buttons
         result.ok += 1
         answered.append(at)
 
@@ -681,6 +761,7 @@ async def numbers_scenario(
         sent_at[user_id] = time.perf_counter()
         tg.send_text(user_id, number_of(index)[0])
     await _bounded(waiting, limit, result, "number")
+    _note_unanswered(result, inbox, asked, "number", CODE_SENT_MARKS)
     result.wall = (max(answered) - start) if answered else 0.0
     with contextlib.suppress(TimeoutError):
         await tg.wait_idle(timeout=10)
@@ -694,10 +775,10 @@ async def numbers_scenario(
         for index, user_id in enumerate(users):
             at = starts.get(number_of(index)[1])
             box = inbox.messages[user_id]
-            if at is None or len(box) < 2:
+            if at is None or len(box) <= asked[user_id]:
                 continue
             before.append(at - sent_at[user_id])
-            after.append(box[1][0] - at - opts.latency)
+            after.append(box[asked[user_id]][0] - at - opts.latency)
         result.step_latencies["sent->Verify"] = before
         result.phase_start = start
         result.last_start_at = max(starts.values()) if starts else None
@@ -720,35 +801,33 @@ async def logins_scenario(
     steps: dict[str, list[float]] = {"/login": [], "number": [], "code": []}
     finished: list[float] = []
 
-    async def step(user_id: int, text: str, replies: int, name: str, mark: str) -> bool:
-        box = inbox.messages[user_id]
-        seen = len(box)
+    # Where the step a user is waiting for began in the chat (for failures).
+    waiting: dict[int, tuple[str, int]] = {}
+
+    async def step(user_id: int, text: str, name: str, marks: Sequence[str]) -> float:
+        waiting[user_id] = (name, len(inbox.messages[user_id]))
         sent = time.perf_counter()
         tg.send_text(user_id, text)
-        await inbox.wait(user_id, seen + replies)
-        at, answer = box[seen]
+        at = await inbox.wait_mark(user_id, waiting[user_id][1], marks)
         steps[name].append(at - sent)
         result.latencies.append(at - sent)
-        if mark not in answer:
-            result.failures.append(f"{name} of {user_id} answered {answer[:60]!r}")
-            return False
-        return True
+        return at
 
     async def login(index: int, user_id: int) -> None:
         typed, digits = number_of(index)
-        if not await step(user_id, "/login", 1, "/login", ASK_NUMBER_MARK):
-            return
-        if not await step(user_id, typed, 2, "number", CODE_SENT_MARK):
-            return
+        await step(user_id, "/login", "/login", ASK_NUMBER_MARKS)
+        await step(user_id, typed, "number", CODE_SENT_MARKS)
         code = verify.last_code(to=digits)
-        if await step(user_id, code, 1, "code", LOGGED_IN_MARK):
-            result.ok += 1
-            finished.append(inbox.messages[user_id][-1][0])
+        finished.append(await step(user_id, code, "code", LOGGED_IN_MARKS))
+        del waiting[user_id]
+        result.ok += 1
 
     limit = phase_timeout(opts, mode)
     meter = Meter(process, tg)
     start = time.perf_counter()
     await _bounded([login(i, u) for i, u in enumerate(users)], limit, result, "login")
+    for user_id, (name, seen) in list(waiting.items())[:5]:
+        result.failures.append(f"{name} of {user_id} answered {inbox.texts_from(user_id, seen)!r}")
     result.wall = (max(finished) - start) if finished else 0.0
     with contextlib.suppress(TimeoutError):
         await tg.wait_idle(timeout=10)
@@ -793,6 +872,9 @@ def print_table(opts: Options, results: list[RunResult]) -> None:
         "p99 ms",
         "max ms",
         f"CPU ms/{unit}",
+        f"msgs/{unit}",
+        f"del/{unit}",
+        "RSS MB",
         "peak RSS MB",
         "VmHWM MB",
     ]
@@ -811,6 +893,9 @@ def print_table(opts: Options, results: list[RunResult]) -> None:
                 f"{percentile(lat, 99):.0f}",
                 f"{max(lat):.0f}" if lat else "nan",
                 f"{r.cpu_ms_per_user:.2f}",
+                f"{r.messages_per_user:.2f}",
+                f"{r.deletions_per_user:.2f}",
+                _mb(r.end_rss),
                 _mb(r.peak_rss),
                 _mb(r.hwm),
             ]
@@ -872,7 +957,7 @@ def print_verdicts(opts: Options, results: list[RunResult]) -> None:
                 f"{r.mode} #{r.repeat}: all {r.users} answered within {limit:g} s: {verdict} "
                 f"(max {worst:.3f} s, {r.ok}/{r.users} answered; Verify latency {opts.latency:g} s)"
             )
-    for r in concurrent:
+    for r in results:
         verdict = "yes" if r.ok == r.users else "no"
         print(f"{r.mode} #{r.repeat}: all {r.users} succeeded: {verdict} ({r.ok}/{r.users})")
     ratios = []
@@ -893,6 +978,41 @@ def print_verdicts(opts: Options, results: list[RunResult]) -> None:
             f"CPU ratio over {len(ratios)} repeats: median {statistics.median(ratios):.2f}, "
             f"min {min(ratios):.2f}, max {max(ratios):.2f}"
         )
+    print_peer_ratios(opts, results)
+
+
+def print_peer_ratios(opts: Options, results: list[RunResult]) -> None:
+    """Each run of this bot against the peer's run of the same repeat: CPU, rate, memory and
+    messages per login (or number), and their medians over the repeats."""
+    unit = "login" if opts.scenario == "logins" else "number"
+    peers = {r.repeat: r for r in results if r.mode == PEER and r.ok}
+    if not peers:
+        return
+    figures: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for r in results:
+        peer = peers.get(r.repeat)
+        if r.mode == PEER or peer is None or not r.ok:
+            continue
+        ratios = {
+            f"CPU/{unit}": r.cpu_ms_per_user / peer.cpu_ms_per_user,
+            f"{unit}s/s": r.rate / peer.rate if peer.rate else float("nan"),
+            "RSS": r.end_rss / peer.end_rss if peer.end_rss else float("nan"),
+            f"msgs/{unit}": r.messages_per_user / peer.messages_per_user,
+        }
+        for name, value in ratios.items():
+            figures[r.mode][name].append(value)
+        print(
+            f"#{r.repeat}: {r.mode} / peer: "
+            + ", ".join(f"{name} {value:.2f}" for name, value in ratios.items())
+            + f" ({r.cpu_ms_per_user:.2f} / {peer.cpu_ms_per_user:.2f} ms CPU per {unit}; "
+            f"{r.messages_per_user:.2f} / {peer.messages_per_user:.2f} messages per {unit})"
+        )
+    for mode, by_name in figures.items():
+        if len(next(iter(by_name.values()))) > 1:
+            print(
+                f"{mode} / peer, median of {len(next(iter(by_name.values())))} repeats: "
+                + ", ".join(f"{name} {statistics.median(v):.2f}" for name, v in by_name.items())
+            )
 
 
 # ---------------------------------------------------------------------------------------
@@ -940,9 +1060,29 @@ def _add_workload_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--compare",
         action=argparse.BooleanOptionalAction,
-        default=True,
+        default=None,
         help="also run PTB's sequential processing (MAX_CONCURRENT_UPDATES=1), side by side "
-        "(default: on)",
+        "(default: on, off with --peer)",
+    )
+    parser.add_argument(
+        "--peer",
+        type=Path,
+        metavar="DIR",
+        help="also run the same scenario against the bot checked out in DIR, alternating, and "
+        "print the ratios: the tutorial bot (../shared/peers/tutorial-bot, installed into its "
+        "own virtualenv under the cache dir on first use) or a git worktree of another commit "
+        "of this one (run with this virtualenv)",
+    )
+    parser.add_argument(
+        "--peer-python",
+        metavar="PATH",
+        help="the interpreter to run the --peer bot with (default: see --peer)",
+    )
+    parser.add_argument(
+        "--limiter",
+        action="store_true",
+        help="also run this bot with TELEGRAM_MAX_MESSAGES_PER_SECOND at its default (the "
+        "others run with the flood limiter off), side by side",
     )
     parser.add_argument(
         "--sequential", action="store_true", help="only the sequential run (implies --no-compare)"
@@ -1052,11 +1192,15 @@ def options_from(args: argparse.Namespace, parser: argparse.ArgumentParser) -> O
     for directory in (args.profile, args.py_spy):
         if directory is not None:
             directory.mkdir(parents=True, exist_ok=True)
+    peer: Path | None = args.peer.resolve() if args.peer is not None else None
+    if peer is not None and not (peer / "bot" / "__main__.py").is_file():
+        parser.error(f"--peer {args.peer}: no bot/__main__.py there (not a bot checkout)")
+    compare = (peer is None) if args.compare is None else args.compare
     return Options(
         scenario=args.scenario,
         users=users,
         latency=latency,
-        modes=_modes(sequential=args.sequential, compare=args.compare),
+        modes=_modes(sequential=args.sequential, compare=compare, limiter=args.limiter, peer=peer),
         repeat=args.repeat,
         database_url=args.database_url,
         telegram_port=args.telegram_port,
@@ -1072,16 +1216,63 @@ def options_from(args: argparse.Namespace, parser: argparse.ArgumentParser) -> O
         warmup=max(args.warmup, 0),
         py_spy=args.py_spy,
         py_spy_args=args.py_spy_args.split(),
+        peer=peer,
+        peer_python=args.peer_python,
     )
 
 
-def _modes(*, sequential: bool, compare: bool) -> list[str]:
-    """The processing modes to run, in the order they run."""
-    if sequential:
-        return [SEQUENTIAL]
-    if compare:
-        return [CONCURRENT, SEQUENTIAL]
-    return [CONCURRENT]
+def _modes(*, sequential: bool, compare: bool, limiter: bool, peer: Path | None) -> list[str]:
+    """The runs of each repeat, in the order they run."""
+    modes = [SEQUENTIAL] if sequential else [CONCURRENT, SEQUENTIAL] if compare else [CONCURRENT]
+    if limiter:
+        modes.append(LIMITER)
+    if peer is not None:
+        modes.append(PEER)
+    return modes
+
+
+def default_flood_limit() -> str:
+    """TELEGRAM_MAX_MESSAGES_PER_SECOND's default, as bot/config.py has it."""
+    from bot.config import Settings
+
+    return str(Settings.model_fields["telegram_max_messages_per_second"].default)
+
+
+def is_this_project(directory: Path) -> bool:
+    """Whether a bot checkout is (some commit of) this project: it then runs with this
+    virtualenv, its source first on PYTHONPATH, as `--bot-dir` does."""
+    return (directory / "bot" / "config.py").is_file() and (directory / "migrations").is_dir()
+
+
+def peer_interpreter(directory: Path) -> str:
+    """The Python to run the bot in `directory` with: this one for a checkout of this
+    project; otherwise a virtualenv with that checkout installed (`pip install -e` of a copy,
+    since the folder may be read-only), made once under the cache dir and reused while the
+    checkout's pyproject.toml stays the same."""
+    if is_this_project(directory):
+        return sys.executable
+    import hashlib
+
+    project = directory / "pyproject.toml"
+    key = hashlib.sha256(str(directory).encode() + b"\0" + project.read_bytes()).hexdigest()
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    home = cache / "bot-bench" / "peers" / key[:16]
+    python = home / "venv" / "bin" / "python"
+    ready = home / ".installed"
+    if ready.exists() and python.exists():
+        return str(python)
+    print(f"installing the peer {directory} into {home / 'venv'} (once) ...", flush=True)
+    shutil.rmtree(home, ignore_errors=True)
+    shutil.copytree(directory, home / "src", ignore=shutil.ignore_patterns(".git", "*.egg-info"))
+    for path in (home / "src", *(home / "src").rglob("*")):
+        path.chmod(path.stat().st_mode | 0o200)
+    base = getattr(sys, "_base_executable", sys.executable)
+    subprocess.run([base, "-m", "venv", str(home / "venv")], check=True)
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", "-e", str(home / "src")], check=True
+    )
+    ready.touch()
+    return str(python)
 
 
 def _bot_env(items: list[str], parser: argparse.ArgumentParser) -> dict[str, str]:
@@ -1159,6 +1350,10 @@ def source_info(bot_dir: Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     opts = parse_args(argv)
     print(source_info(opts.bot_dir), flush=True)
+    if opts.peer is not None:
+        if opts.peer_python is None:
+            opts.peer_python = peer_interpreter(opts.peer)
+        print(f"peer: {source_info(opts.peer)}, run with {opts.peer_python}", flush=True)
     try:
         return asyncio.run(amain(opts))
     except (KeyboardInterrupt, asyncio.CancelledError):
