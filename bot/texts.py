@@ -49,6 +49,8 @@ CODE_SENT = (
     "A {length}-digit code is on its way to {number} {how}. Send me the code here. "
     "It expires at {expires} UTC."
 )
+# The code-sent (or already-sent) message, with the hint about the buttons under it.
+CODE_SENT_WITH_HINT = "{sent}\n\n{hint}"
 # How the code travels, by VERIFY_WORKFLOW.
 CHANNELS = {
     ("sms", "voice"): "by SMS; if it does not arrive, you will get a call",

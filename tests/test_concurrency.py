@@ -28,11 +28,10 @@ async def test_a_burst_from_one_chat_is_handled_in_order(
     tg.send_text(chat.id, "/login")
     tg.send_text(chat.id, NUMBER)
     tg.send_text(chat.id, "/whoami")
-    texts = [m.text for m in await tg.wait_for_messages(chat.id, 4, timeout=10)]
+    texts = [m.text for m in await tg.wait_for_messages(chat.id, 3, timeout=10)]
     assert "phone number" in texts[0]
     assert "code is on its way" in texts[1]
-    assert texts[2].startswith("No code?")
-    assert texts[3] == "You are not logged in yet; a login is in progress. /cancel stops it."
+    assert texts[2] == "You are not logged in yet; a login is in progress. /cancel stops it."
     assert len(verify.calls("start")) == 1
 
 
@@ -68,8 +67,6 @@ async def test_a_burst_of_logins_all_succeed_and_are_recorded(
         await chat.send("/login")
     answers = await numbers_at_once(chats, numbers)
     assert all("code is on its way" in answer for answer in answers), answers
-    for chat in chats:  # the message with the buttons follows each
-        await tg.wait_for_messages(chat.id, 1)
     for chat, number in zip(chats, numbers, strict=True):
         tg.send_text(chat.id, verify.last_code(to=number.replace(" ", "")))
     for chat in chats:

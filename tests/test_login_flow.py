@@ -46,6 +46,38 @@ async def test_whole_login_stores_number_and_deletes_the_code_message(
         assert (await session.execute(select(LoginFlow))).first() is None
 
 
+async def test_a_whole_login_is_three_messages_with_the_buttons_under_the_code_sent_one(
+    chat: Chat, tg: FakeTelegram, verify: FakeVerify
+) -> None:
+    assert (await chat.send("/login"))[0].requests_contact
+    tg.send_text(chat.id, "+44 7400 123123")
+    sent = await tg.next_reply(chat.id)
+    assert "code is on its way to +44 7400 123123" in sent.text
+    assert "you can ask for a new one, or for a call with the buttons below" in sent.text
+    assert [text for text, _ in sent.inline_buttons] == ["Send a new code", "Call me instead"]
+    assert await chat.quiet() == []  # nothing follows it
+
+    assert await chat.say(verify.last_code()) == "You are logged in as +44 7400 123123."
+    # The share-contact keyboard went with the answer to the code.
+    assert tg.current_keyboard(chat.id) is None
+    assert len(tg.messages(chat.id)) == 3
+    edits = [c for c in tg.calls if c.method.startswith("editMessage")]
+    assert edits == []
+
+
+async def test_the_first_answer_after_the_number_takes_the_share_contact_keyboard_away(
+    chat: Chat, tg: FakeTelegram, verify: FakeVerify
+) -> None:
+    await chat.send("/login")
+    assert tg.current_keyboard(chat.id) is not None
+    await chat.number("+44 7400 123123")
+    right = verify.last_code()
+    assert await chat.say("000000" if right != "000000" else "111111") == (
+        "That code is not right. 2 tries left."
+    )
+    assert tg.current_keyboard(chat.id) is None
+
+
 async def _login_row(db: async_sessionmaker[AsyncSession], chat_id: int) -> VerifiedUser | None:
     async with db() as session:
         return await session.get(VerifiedUser, chat_id)
@@ -88,7 +120,7 @@ async def test_invalid_number_is_answered_and_the_bot_keeps_waiting(
 
 async def test_own_shared_contact_starts_a_verification(chat: Chat, verify: FakeVerify) -> None:
     await chat.send("/login")
-    answer = await chat.contact("447400123123", replies=2)
+    answer = await chat.contact("447400123123")
     assert "code is on its way to +44 7400 123123" in answer
     assert verify.calls("start")[0].json_body["workflow"][0]["to"] == "447400123123"
 

@@ -168,17 +168,18 @@ async def _answer_number_outcome(
         if update.callback_query is not None:
             await reply(update, texts.RESENT.format(number=pretty), reply_markup=buttons)
             return CODE
-        # A message carries one keyboard: this one removes the share-contact button, the
-        # next one offers a new code or a call.
+        # One message: the code is on its way, with the buttons for a new code or a call. A
+        # message carries one keyboard, so the share-contact one goes with the next answer
+        # (`_reply_in_code_step`).
         text = template.format(
             length=services.code_length,
             number=pretty,
             expires=expires,
             how=texts.CHANNELS.get(services.workflow, "by " + " then ".join(services.workflow)),
         )
-        await reply(update, text, reply_markup=ReplyKeyboardRemove())
+        hint = _resend_hint(services.resend_after, services.can_call)
         await reply(
-            update, _resend_hint(services.resend_after, services.can_call), reply_markup=buttons
+            update, texts.CODE_SENT_WITH_HINT.format(sent=text, hint=hint), reply_markup=buttons
         )
         return CODE
     if result is NumberResult.LOGGED_IN:
@@ -219,7 +220,7 @@ async def got_code(update: Update, context: BotContext) -> str | int:
     code = _CODE_CHARS.sub("", message.text or "")
     if not (code.isascii() and code.isdigit() and 4 <= len(code) <= 10):
         # Answered here: a malformed code never uses up one of the request's tries.
-        await reply(update, texts.NOT_A_CODE.format(length=services.code_length))
+        await _reply_in_code_step(update, texts.NOT_A_CODE.format(length=services.code_length))
         return CODE
     person = person_of(update)
     outcome = await services.login.submit_code(person, code)
@@ -228,21 +229,30 @@ async def got_code(update: Update, context: BotContext) -> str | int:
     if result is CodeResult.VERIFIED:
         await _delete_quietly(update)
         number = phone.pretty(outcome.phone_number or "")
-        await reply(update, texts.VERIFIED.format(number=number))
+        await _reply_in_code_step(update, texts.VERIFIED.format(number=number))
         await weblogin.offer_after_login(update, context)
         return END
     if result is CodeResult.WRONG:
-        await reply(update, texts.WRONG_CODE.format(tries=texts.tries(outcome.tries_left)))
+        await _reply_in_code_step(
+            update, texts.WRONG_CODE.format(tries=texts.tries(outcome.tries_left))
+        )
         return CODE
     if result is CodeResult.UNAVAILABLE:
-        await reply(update, texts.CHECK_UNAVAILABLE)
+        await _reply_in_code_step(update, texts.CHECK_UNAVAILABLE)
         return CODE
     text = {
         CodeResult.TOO_MANY: texts.TOO_MANY_WRONG,
         CodeResult.EXPIRED: texts.CODE_EXPIRED,
     }.get(result, texts.OUTSIDE_FLOW)
-    await reply(update, text)
+    await _reply_in_code_step(update, text)
     return END
+
+
+async def _reply_in_code_step(update: Update, text: str) -> None:
+    """Answer while a code is awaited (or as its flow ends), taking the share-contact
+    keyboard away: the number is given, and the code-sent message could not remove it (it
+    carries the new-code buttons). Removing a keyboard already gone changes nothing."""
+    await reply(update, text, reply_markup=ReplyKeyboardRemove())
 
 
 def _resend_hint(seconds: int, can_call: bool) -> str:
@@ -269,7 +279,7 @@ async def resend_button(update: Update, context: BotContext) -> None:
     await query.answer()
     if query.data == f"{RESEND_CALLBACK}call":
         result = await services.login.call_instead(person.chat_id)
-        await reply(
+        await _reply_in_code_step(
             update,
             {
                 CallResult.CALLING: texts.CALLING,
@@ -311,7 +321,7 @@ async def remind(update: Update, context: BotContext) -> str | int:
     if step == Step.CODE:
         flow = await services.login.flow_of(chat_id)
         number = phone.pretty(flow.phone_number or "") if flow else ""
-        await reply(
+        await _reply_in_code_step(
             update, texts.WAITING_FOR_CODE.format(length=services.code_length, number=number)
         )
         return CODE
@@ -319,7 +329,7 @@ async def remind(update: Update, context: BotContext) -> str | int:
         await reply(update, texts.WAITING_FOR_NUMBER, reply_markup=contact_keyboard())
         return NUMBER
     if step == Step.EXPIRED and await services.login.take_expired_notice(chat_id):
-        await reply(update, texts.EXPIRED_NOTICE)
+        await _reply_in_code_step(update, texts.EXPIRED_NOTICE)
     return END
 
 
