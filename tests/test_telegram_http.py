@@ -8,7 +8,9 @@ import asyncio
 import json
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import pytest
 from aiohttp import web
@@ -18,6 +20,7 @@ from telegram.error import NetworkError, TimedOut
 from bot.telegram.http import AiohttpRequest
 
 TOKEN = "424242:SECRET-token-never-in-errors"
+T = TypeVar("T")
 ME = {"id": 424242, "is_bot": True, "first_name": "Bot", "username": "HttpTestBot"}
 
 
@@ -132,6 +135,55 @@ async def test_the_pool_bounds_requests_in_flight(server: Server) -> None:
         results = await asyncio.gather(*(bot.set_my_description(f"{i}") for i in range(6)))
     assert results == [True] * 6
     assert server.most_in_flight == 2
+
+
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
+
+
+@pytest.fixture
+def no_proxies(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """No proxy settings from the machine running the tests."""
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    return monkeypatch
+
+
+async def test_a_proxy_from_the_environment_carries_the_calls(
+    server: Server, no_proxies: pytest.MonkeyPatch
+) -> None:
+    # The stand-in answers as the proxy: the API's own host does not exist.
+    no_proxies.setenv("HTTP_PROXY", server.base_url.removesuffix("/bot"))
+    async with make_bot("http://api.telegram.invalid/bot", AiohttpRequest()) as bot:
+        assert await bot.set_my_description("via the proxy") is True
+    assert server.form["description"] == "via the proxy"
+
+
+class CountingExecutor(ThreadPoolExecutor):
+    """A default executor that counts the work handed to it."""
+
+    def __init__(self) -> None:
+        super().__init__(max_workers=2)
+        self.tasks = 0
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        self.tasks += 1
+        return super().submit(fn, *args, **kwargs)
+
+
+async def test_calls_read_the_environment_once_and_hand_no_work_to_threads(
+    server: Server, no_proxies: pytest.MonkeyPatch
+) -> None:
+    executor = CountingExecutor()
+    asyncio.get_running_loop().set_default_executor(executor)
+    async with make_bot(server.base_url, AiohttpRequest()) as bot:
+        # Read when the bot first called the API (getMe): a proxy named later is not used.
+        no_proxies.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+        for i in range(3):
+            assert await bot.set_my_description(f"{i}") is True
+    assert [method for method, _ in server.calls].count("setMyDescription") == 3
+    # Nothing but the calls themselves: no trip to a worker thread for .netrc or proxies.
+    assert executor.tasks == 0
 
 
 async def test_a_closed_request_refuses_to_send(server: Server) -> None:

@@ -4,6 +4,7 @@ one TLS context per CA bundle instead of one per connection, and every call sent
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
@@ -63,6 +64,77 @@ async def test_a_server_the_bundle_does_not_trust_is_refused(
         await asyncio.to_thread(vonage.close)
     assert failure.value.kind is FailureKind.UNAVAILABLE
     assert verify.calls("start") == []  # the TLS handshake failed: no request was sent
+
+
+@pytest.fixture
+def no_proxies(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """No proxy settings from the machine running the tests."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    return monkeypatch
+
+
+async def test_the_environment_is_read_once_when_the_client_is_made(
+    verify: FakeVerify, no_proxies: pytest.MonkeyPatch
+) -> None:
+    vonage = client(verify)
+    try:
+        # Changed later, neither the CA bundle nor a proxy reaches the calls.
+        no_proxies.setenv("REQUESTS_CA_BUNDLE", "/nonexistent/ca.pem")
+        no_proxies.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+        assert await vonage.start("447400100000")
+        assert await vonage.start("447400100001")
+    finally:
+        await asyncio.to_thread(vonage.close)
+    assert len(verify.calls("start")) == 2
+
+
+async def test_a_proxy_from_the_environment_carries_the_calls(
+    verify: FakeVerify, no_proxies: pytest.MonkeyPatch
+) -> None:
+    tunnels: list[bytes] = []
+    handlers: list[asyncio.Task[object]] = []
+
+    async def tunnel(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """An HTTPS proxy: CONNECT host:port, then bytes both ways."""
+        task = asyncio.current_task()
+        assert task is not None
+        handlers.append(task)
+        writers = [writer]
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            tunnels.append(head.split(b"\r\n")[0])
+            host, _, port = head.split()[1].decode().rpartition(":")
+            up_reader, up_writer = await asyncio.open_connection(host, int(port))
+            writers.append(up_writer)
+            writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        finally:
+            for each in writers:
+                each.close()
+                with contextlib.suppress(OSError):
+                    await each.wait_closed()
+
+    async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        while data := await source.read(65536):
+            sink.write(data)
+            await sink.drain()
+
+    proxy = await asyncio.start_server(tunnel, "127.0.0.1", 0)
+    port = proxy.sockets[0].getsockname()[1]
+    no_proxies.setenv("HTTPS_PROXY", f"http://127.0.0.1:{port}")
+    vonage = client(verify)
+    try:
+        assert await vonage.start("447400100000")
+    finally:
+        await asyncio.to_thread(vonage.close)
+        proxy.close()
+        for handler in handlers:
+            handler.cancel()
+        await asyncio.gather(*handlers, return_exceptions=True)
+        await proxy.wait_closed()
+    assert [line.split()[:2] for line in tunnels] == [[b"CONNECT", verify.host.encode()]]
 
 
 async def test_start_workers_runs_every_worker_thread(verify: FakeVerify) -> None:

@@ -124,12 +124,14 @@ class VerifyClient:
             max_retries=0,
         )
         vonage = Vonage(auth, options)
-        vonage.http_client._session.mount(
+        session = vonage.http_client._session
+        session.mount(
             "https://",
             SharedTlsContextAdapter(
                 pool_connections=1, pool_maxsize=max_workers, max_retries=Retry(total=0)
             ),
         )
+        read_environment_once(session, f"https://{api_host}/")
         return cls(vonage, config, max_workers=max_workers, timeout=timeout_seconds + 5)
 
     def start_workers(self) -> None:
@@ -208,6 +210,18 @@ class VerifyClient:
             if failure.kind is FailureKind.CONFLICT:
                 raise VerifyFailure(FailureKind.NO_NEXT_CHANNEL, status=409) from None
             raise
+
+
+def read_environment_once(session: requests.Session, url: str) -> None:
+    """Settle now what requests would otherwise read from the environment on every call to
+    `url`: its proxy (HTTPS_PROXY, NO_PROXY...) and the CA bundle (REQUESTS_CA_BUNDLE,
+    CURL_CA_BUNDLE). With `trust_env` on, each call also looks for ~/.netrc, which would put
+    its credentials on requests that carry Vonage's own."""
+    session.proxies.update(requests.utils.get_environ_proxies(url))
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle:
+        session.verify = bundle
+    session.trust_env = False
 
 
 class SharedTlsContextAdapter(HTTPAdapter):

@@ -7,17 +7,25 @@ that difference decides how soon the last one is answered (see bench/README.md).
 
 Behaviour matches PTB's own `HTTPXRequest` where the bot relies on it: the same default
 timeouts, a bounded connection pool, form-encoded parameters with multipart uploads for
-files, proxies from the environment (`HTTPS_PROXY`...), and failures as PTB's `TimedOut` /
-`NetworkError`. aiohttp has no write timeout; a stalled upload ends with the read timeout.
+files, proxies from the environment (`HTTPS_PROXY`, `NO_PROXY`...), and failures as PTB's
+`TimedOut` / `NetworkError`. aiohttp has no write timeout; a stalled upload ends with the read
+timeout.
+
+The environment is read once per host, on the first call to it, as httpx reads it once per
+client. aiohttp's own `trust_env` reads it (and `~/.netrc`) again on every call, in two
+trips to a worker thread each: most of the CPU a Bot API call costs when calls come one at a
+time, as they do under the flood limiter.
 """
 
 from __future__ import annotations
 
 import aiohttp
+from aiohttp.helpers import BasicAuth, get_env_proxy_for_url
 from telegram._utils.defaultvalue import DefaultValue
 from telegram._utils.types import ODVInput
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
+from yarl import URL
 
 
 class AiohttpRequest(BaseRequest):
@@ -38,6 +46,8 @@ class AiohttpRequest(BaseRequest):
         self._connect_timeout = connect_timeout
         self._pool_timeout = pool_timeout
         self._session: aiohttp.ClientSession | None = None
+        # (scheme, host) -> the proxy from the environment for it (None: direct)
+        self._proxies: dict[tuple[str, str], tuple[URL, BasicAuth | None] | None] = {}
 
     @property
     def read_timeout(self) -> float | None:
@@ -49,7 +59,7 @@ class AiohttpRequest(BaseRequest):
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self._pool_size, limit_per_host=0),
-                trust_env=True,  # HTTP(S)_PROXY / NO_PROXY, as httpx honours them
+                trust_env=False,  # proxies: `_proxy_for`
                 timeout=aiohttp.ClientTimeout(total=None),
             )
 
@@ -85,13 +95,17 @@ class AiohttpRequest(BaseRequest):
             sock_connect=connect,
             sock_read=read,
         )
+        target = URL(url)
+        proxy, proxy_auth = self._proxy_for(target) or (None, None)
         try:
             async with session.request(
                 method,
-                url,
+                target,
                 data=_body(request_data),
                 headers={"User-Agent": self.USER_AGENT},
                 timeout=timeout,
+                proxy=proxy,
+                proxy_auth=proxy_auth,
             ) as response:
                 return response.status, await response.read()
         except TimeoutError as error:  # aiohttp's timeouts are TimeoutErrors
@@ -99,6 +113,17 @@ class AiohttpRequest(BaseRequest):
         except aiohttp.ClientError as error:
             # The class name only: some aiohttp errors quote the URL, which holds the token.
             raise NetworkError(f"aiohttp.{type(error).__name__}") from error
+
+    def _proxy_for(self, url: URL) -> tuple[URL, BasicAuth | None] | None:
+        """The proxy the environment names for the URL's host (HTTP(S)_PROXY, NO_PROXY, a
+        proxy's credentials in ~/.netrc), as aiohttp's `trust_env` finds it; read once."""
+        key = (url.scheme, url.host or "")
+        if key not in self._proxies:
+            try:
+                self._proxies[key] = get_env_proxy_for_url(url)
+            except LookupError:  # none, or NO_PROXY covers the host
+                self._proxies[key] = None
+        return self._proxies[key]
 
 
 def _body(request_data: RequestData | None) -> aiohttp.FormData | dict[str, str] | None:
