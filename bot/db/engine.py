@@ -13,6 +13,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from bot.db import sqlite
+
 READONLY_OPTION = "bot_readonly"
 
 # How long a PostgreSQL statement waits for a row or advisory lock before it fails (and its
@@ -36,7 +38,8 @@ def make_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
         # and is unfair) instead of in the pool (which is first come, first served).
         engine = create_async_engine(
             url,
-            connect_args={"timeout": 30},
+            # aiosqlite with one trip to its thread per statement (bot/db/sqlite.py)
+            async_creator=sqlite.connector(url, timeout=30),
             hide_parameters=True,
             pool_size=1,
             max_overflow=0,
