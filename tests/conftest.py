@@ -89,6 +89,16 @@ async def verify(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeVerify]:
 
 
 @pytest.fixture
+def no_proxies(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """No proxy settings from the machine running the tests; returns the monkeypatch to set
+    some."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    return monkeypatch
+
+
+@pytest.fixture
 def clock() -> Clock:
     """The bot's clock, moved by the test."""
     return Clock()

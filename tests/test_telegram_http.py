@@ -137,18 +137,6 @@ async def test_the_pool_bounds_requests_in_flight(server: Server) -> None:
     assert server.most_in_flight == 2
 
 
-PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
-
-
-@pytest.fixture
-def no_proxies(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    """No proxy settings from the machine running the tests."""
-    for name in PROXY_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
-    return monkeypatch
-
-
 async def test_a_proxy_from_the_environment_carries_the_calls(
     server: Server, no_proxies: pytest.MonkeyPatch
 ) -> None:

@@ -66,15 +66,6 @@ async def test_a_server_the_bundle_does_not_trust_is_refused(
     assert verify.calls("start") == []  # the TLS handshake failed: no request was sent
 
 
-@pytest.fixture
-def no_proxies(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    """No proxy settings from the machine running the tests."""
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
-    return monkeypatch
-
-
 async def test_the_environment_is_read_once_when_the_client_is_made(
     verify: FakeVerify, no_proxies: pytest.MonkeyPatch
 ) -> None:
