@@ -48,7 +48,7 @@ async def test_without_the_setting_the_own_contact_still_needs_a_code(
     chat: Chat, verify: FakeVerify, db: async_sessionmaker[AsyncSession]
 ) -> None:
     await chat.send("/login")
-    assert "code is on its way" in await chat.contact("447400123123", replies=2)
+    assert "code is on its way" in await chat.contact("447400123123")
     assert len(verify.calls("start")) == 1
     async with db() as session:
         assert await session.get(VerifiedUser, chat.id) is None
