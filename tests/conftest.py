@@ -11,16 +11,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright import async_api as playwright
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 from bot.config import Settings
 from bot.db.engine import make_engine, make_sessionmaker
 from bot.db.migrate import upgrade
-from bot.demo.sandbox import FakeTelegram, FakeVerify
+from bot.demo.sandbox import FakeTelegram, FakeVerify, free_port
 from bot.login.oidc_clients import Clients
 from bot.telegram.handlers.base import BotApp
 from bot.telegram.webhook import web_serving
+from tests import browser as headless
 from tests.helpers import (
     ADMIN_ID,
     APP_CALLBACK,
@@ -34,7 +36,6 @@ from tests.helpers import (
     Chat,
     Clock,
     Provider,
-    free_port,
     start_polling_bot,
     stop_bot,
 )
@@ -211,8 +212,21 @@ async def provider(
 
 
 @pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    """A person's browser."""
+async def person() -> AsyncIterator[Browser]:
+    """A person's browser at the provider, as an HTTP client (`browser` is a real one)."""
     person = Browser()
     yield person
     await person.close()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[playwright.Browser]:
+    """A real headless Chromium (tests/browser.py). Skipped only where it is not installed
+    and CI is not set: under CI a missing browser fails the test."""
+    reason = headless.missing_reason()
+    if reason is not None:
+        if headless.must_have_browser():
+            pytest.fail(f"CI needs the headless browser: {reason}")
+        pytest.skip(reason)
+    async with headless.chromium() as chromium:
+        yield chromium

@@ -7,7 +7,6 @@ import contextlib
 import html
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -172,13 +171,6 @@ class Provider:
     shop: NewClient
     app: NewClient
     clients: Clients
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

@@ -107,15 +107,15 @@ async def test_a_bad_redirect_uri_is_refused_and_nothing_is_stored(
 
 
 async def test_rotate_key_signs_with_the_new_key_and_old_tokens_still_verify(
-    provider: Provider, tg: FakeTelegram, verify: FakeVerify, browser: Browser, database_url: str
+    provider: Provider, tg: FakeTelegram, verify: FakeVerify, person: Browser, database_url: str
 ) -> None:
     chat = Chat(tg, 1001)
     await login(chat, verify)
 
     async def id_token() -> str:
-        page = await browser.open(authorize_url(provider, provider.shop.client_id))
+        page = await person.open(authorize_url(provider, provider.shop.client_id))
         await tap(chat, await open_link(chat, page), str(page.number))
-        code = query_of(await browser.answer(page))["code"]
+        code = query_of(await person.answer(page))["code"]
         status, body = await exchange(provider, code)
         assert status == 200
         token: str = body["id_token"]
@@ -130,8 +130,8 @@ async def test_rotate_key_signs_with_the_new_key_and_old_tokens_still_verify(
     assert old_kid != new_kid
     assert new_kid in rotated.stdout
 
-    status, _, _ = await browser.get(f"{provider.issuer}/jwks")
-    async with browser.http.get(f"{provider.issuer}/jwks") as response:
+    status, _, _ = await person.get(f"{provider.issuer}/jwks")
+    async with person.http.get(f"{provider.issuer}/jwks") as response:
         keys = jwt.PyJWKSet.from_dict(await response.json())
     assert status == 200
     assert {key.key_id for key in keys.keys} == {old_kid, new_kid}
@@ -147,15 +147,15 @@ async def test_rotate_key_signs_with_the_new_key_and_old_tokens_still_verify(
 
 
 async def test_web_logins_show_in_events_and_in_stats_per_client(
-    provider: Provider, tg: FakeTelegram, verify: FakeVerify, browser: Browser, database_url: str
+    provider: Provider, tg: FakeTelegram, verify: FakeVerify, person: Browser, database_url: str
 ) -> None:
     chat = Chat(tg, 1001)
     await login(chat, verify)
-    page = await browser.open(authorize_url(provider, provider.shop.client_id))
+    page = await person.open(authorize_url(provider, provider.shop.client_id))
     await tap(chat, await open_link(chat, page), str(page.number))
-    status, _ = await exchange(provider, query_of(await browser.answer(page))["code"])
+    status, _ = await exchange(provider, query_of(await person.answer(page))["code"])
     assert status == 200
-    refused = await browser.open(authorize_url(provider, provider.shop.client_id))
+    refused = await person.open(authorize_url(provider, provider.shop.client_id))
     await tap(chat, await open_link(chat, refused), "Not me")
 
     env = {"DATABASE_URL": database_url, "NUMBER_HASH_KEY": HASH_KEY}

@@ -89,7 +89,7 @@ async def test_a_confidential_client_logs_in_a_logged_in_chat_with_one_tap(
     provider: Provider,
     tg: FakeTelegram,
     verify: FakeVerify,
-    browser: Browser,
+    person: Browser,
     db: async_sessionmaker[AsyncSession],
 ) -> None:
     chat = Chat(tg, 1001, first_name="Ada", username="ada")
@@ -105,7 +105,7 @@ async def test_a_confidential_client_logs_in_a_logged_in_chat_with_one_tap(
         url, state = client.create_authorization_url(
             metadata["authorization_endpoint"], nonce="n-0S6_WzA2Mj"
         )
-        page = await browser.open(url)
+        page = await person.open(url)
         assert "Acme Shop" in page.html
         assert page.link.startswith("https://t.me/LoginTestBot?start=")
         assert len(page.token) <= 64
@@ -123,7 +123,7 @@ async def test_a_confidential_client_logs_in_a_logged_in_chat_with_one_tap(
         done = await tap(chat, question, str(page.number))
         assert "logged in to Acme Shop" in done.text
 
-        location = await browser.answer(page)
+        location = await person.answer(page)
         assert location.startswith(SHOP_CALLBACK + "?")
         assert query_of(location)["state"] == state
         token = await client.fetch_token(
@@ -163,7 +163,7 @@ async def test_a_confidential_client_logs_in_a_logged_in_chat_with_one_tap(
 
 
 async def test_a_public_client_with_pkce_logs_in_a_chat_that_first_proves_its_number(
-    provider: Provider, tg: FakeTelegram, verify: FakeVerify, browser: Browser
+    provider: Provider, tg: FakeTelegram, verify: FakeVerify, person: Browser
 ) -> None:
     chat = Chat(tg, 1002, first_name="Grace", username=None)
     verifier = generate_token(48)
@@ -178,7 +178,7 @@ async def test_a_public_client_with_pkce_logs_in_a_chat_that_first_proves_its_nu
         url, _ = client.create_authorization_url(
             metadata["authorization_endpoint"], code_verifier=verifier
         )
-        page = await browser.open(url)
+        page = await person.open(url)
         first, ask = await chat.send(f"/start {page.token}", replies=2)
         assert first.text == (
             "Acme App asks to log you in with your phone number. First, prove it is yours."
@@ -190,7 +190,7 @@ async def test_a_public_client_with_pkce_logs_in_a_chat_that_first_proves_its_nu
         assert question.text.startswith("Acme App (127.0.0.1) asks to log you in as +44 7400")
         await tap(chat, question, str(page.number))
 
-        location = await browser.answer(page)
+        location = await person.answer(page)
         token = await client.fetch_token(
             metadata["token_endpoint"], authorization_response=location, code_verifier=verifier
         )
@@ -206,7 +206,7 @@ async def test_a_public_client_with_pkce_logs_in_a_chat_that_first_proves_its_nu
 
 
 async def test_client_secret_post_works_and_subjects_are_pairwise(
-    provider: Provider, tg: FakeTelegram, verify: FakeVerify, browser: Browser
+    provider: Provider, tg: FakeTelegram, verify: FakeVerify, person: Browser
 ) -> None:
     chat = Chat(tg, 1003)
     await login(chat, verify)
@@ -228,11 +228,11 @@ async def test_client_secret_post_works_and_subjects_are_pairwise(
             url, _ = client.create_authorization_url(
                 metadata["authorization_endpoint"], code_verifier=verifier
             )
-            page = await browser.open(url)
+            page = await person.open(url)
             await tap(chat, await open_link(chat, page), str(page.number))
             token = await client.fetch_token(
                 metadata["token_endpoint"],
-                authorization_response=await browser.answer(page),
+                authorization_response=await person.answer(page),
                 code_verifier=verifier,
             )
             claims = await verified_id_token(
@@ -244,7 +244,7 @@ async def test_client_secret_post_works_and_subjects_are_pairwise(
 
 
 async def test_a_number_proven_by_a_call_is_amr_tel(
-    provider: Provider, tg: FakeTelegram, verify: FakeVerify, browser: Browser
+    provider: Provider, tg: FakeTelegram, verify: FakeVerify, person: Browser
 ) -> None:
     chat = Chat(tg, 1004)
     await chat.send("/login")
@@ -260,10 +260,10 @@ async def test_a_number_proven_by_a_call_is_amr_tel(
     ) as client:
         metadata = await discover(client, provider.issuer)
         url, _ = client.create_authorization_url(metadata["authorization_endpoint"])
-        page = await browser.open(url)
+        page = await person.open(url)
         await tap(chat, await open_link(chat, page), str(page.number))
         token = await client.fetch_token(
-            metadata["token_endpoint"], authorization_response=await browser.answer(page)
+            metadata["token_endpoint"], authorization_response=await person.answer(page)
         )
         claims = await verified_id_token(
             client, metadata, token["id_token"], audience=provider.shop.client_id

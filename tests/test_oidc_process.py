@@ -14,7 +14,7 @@ import jwt
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.demo.sandbox import FakeTelegram, FakeVerify
+from bot.demo.sandbox import FakeTelegram, FakeVerify, free_port
 from bot.login.oidc_clients import Clients, NewClient
 from tests.helpers import (
     SHOP_CALLBACK,
@@ -22,7 +22,6 @@ from tests.helpers import (
     Chat,
     authorize_url,
     exchange,
-    free_port,
     query_of,
     read_page,
 )

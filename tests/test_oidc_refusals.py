@@ -49,12 +49,12 @@ async def refusals(db: async_sessionmaker[AsyncSession]) -> list[str]:
 
 
 async def approved_code(
-    provider: Provider, browser: Browser, chat: Chat, **params: str
+    provider: Provider, person: Browser, chat: Chat, **params: str
 ) -> tuple[str, LoginPage]:
     """Run the flow as far as the code (the chat is logged in already)."""
-    page = await browser.open(authorize_url(provider, provider.shop.client_id, **params))
+    page = await person.open(authorize_url(provider, provider.shop.client_id, **params))
     await tap(chat, await open_link(chat, page), str(page.number))
-    location = await browser.answer(page)
+    location = await person.answer(page)
     return query_of(location)["code"], page
 
 
@@ -80,10 +80,10 @@ async def ada(provider: Provider, tg: FakeTelegram, verify: FakeVerify) -> Chat:
 
 
 async def test_an_unregistered_redirect_uri_gets_an_error_page_and_is_never_redirected_to(
-    provider: Provider, browser: Browser, db: async_sessionmaker[AsyncSession]
+    provider: Provider, person: Browser, db: async_sessionmaker[AsyncSession]
 ) -> None:
     for uri in ("https://evil.example/callback", SHOP_CALLBACK + "/", SHOP_CALLBACK + "?x=1"):
-        status, body, location = await browser.get(
+        status, body, location = await person.get(
             authorize_url(provider, provider.shop.client_id, redirect_uri=uri)
         )
         assert (status, location) == (400, None)
@@ -93,9 +93,9 @@ async def test_an_unregistered_redirect_uri_gets_an_error_page_and_is_never_redi
 
 
 async def test_an_unknown_client_gets_an_error_page(
-    provider: Provider, browser: Browser, db: async_sessionmaker[AsyncSession]
+    provider: Provider, person: Browser, db: async_sessionmaker[AsyncSession]
 ) -> None:
-    status, body, location = await browser.get(authorize_url(provider, "no-such-client"))
+    status, body, location = await person.get(authorize_url(provider, "no-such-client"))
     assert (status, location) == (400, None)
     assert "is not registered with this bot" in body
     assert await refusals(db) == ["unknown_client"]
@@ -115,9 +115,9 @@ async def test_an_unknown_client_gets_an_error_page(
     ],
 )
 async def test_other_bad_requests_go_back_to_the_website_with_error_and_state(
-    provider: Provider, browser: Browser, params: dict[str, str], error: str
+    provider: Provider, person: Browser, params: dict[str, str], error: str
 ) -> None:
-    status, _, location = await browser.get(
+    status, _, location = await person.get(
         authorize_url(provider, provider.shop.client_id, **params)
     )
     assert status == 302
@@ -128,9 +128,9 @@ async def test_other_bad_requests_go_back_to_the_website_with_error_and_state(
 
 
 async def test_prompt_none_answers_login_required_without_showing_anything(
-    provider: Provider, ada: Chat, browser: Browser, tg: FakeTelegram
+    provider: Provider, ada: Chat, person: Browser, tg: FakeTelegram
 ) -> None:
-    status, body, location = await browser.get(
+    status, body, location = await person.get(
         authorize_url(provider, provider.shop.client_id, prompt="none")
     )
     assert status == 302
@@ -144,20 +144,18 @@ async def test_prompt_none_answers_login_required_without_showing_anything(
     assert await ada.quiet() == []
 
 
-async def test_a_public_client_without_pkce_is_refused(
-    provider: Provider, browser: Browser
-) -> None:
+async def test_a_public_client_without_pkce_is_refused(provider: Provider, person: Browser) -> None:
     url = authorize_url(provider, provider.app.client_id, redirect_uri=APP_CALLBACK)
-    status, _, location = await browser.get(url)
+    status, _, location = await person.get(url)
     assert status == 302
     assert location is not None
     assert location.startswith(APP_CALLBACK)
     assert query_of(location)["error"] == "invalid_request"
 
 
-async def test_a_repeated_parameter_is_refused(provider: Provider, browser: Browser) -> None:
+async def test_a_repeated_parameter_is_refused(provider: Provider, person: Browser) -> None:
     url = authorize_url(provider, provider.shop.client_id) + "&scope=openid"
-    status, _, location = await browser.get(url)
+    status, _, location = await person.get(url)
     assert status == 302
     assert location is not None
     assert query_of(location)["error"] == "invalid_request"
@@ -169,17 +167,17 @@ class TestLimits:
         return {"limit_web_requests_per_ip_per_hour": 2}
 
     async def test_requests_per_address_are_limited_and_forwarded_for_counts_from_the_proxy(
-        self, provider: Provider, browser: Browser, db: async_sessionmaker[AsyncSession]
+        self, provider: Provider, person: Browser, db: async_sessionmaker[AsyncSession]
     ) -> None:
         url = authorize_url(provider, provider.shop.client_id)
         for _ in range(2):
-            await browser.open(url)
-        status, _, location = await browser.get(url)
+            await person.open(url)
+        status, _, location = await person.get(url)
         assert status == 302
         assert location is not None
         assert query_of(location)["error"] == "temporarily_unavailable"
         # Through the (loopback, trusted) proxy, another client address has its own count.
-        async with browser.http.get(
+        async with person.http.get(
             url, allow_redirects=False, headers={"X-Forwarded-For": "203.0.113.7"}
         ) as response:
             assert response.status == 200
@@ -200,18 +198,18 @@ async def test_an_unknown_link_gets_a_clear_answer_and_starts_nothing(
 
 
 async def test_an_expired_link_is_refused_and_the_page_offers_to_start_again(
-    provider: Provider, ada: Chat, browser: Browser, clock: Clock
+    provider: Provider, ada: Chat, person: Browser, clock: Clock
 ) -> None:
-    page = await browser.open(authorize_url(provider, provider.shop.client_id))
+    page = await person.open(authorize_url(provider, provider.shop.client_id))
     clock.advance(301)
     assert await ada.say(f"/start {page.token}") == (
         "That login link has expired. Start again on the website."
     )
-    status, body, _ = await browser.get(page.wait_url)
+    status, body, _ = await person.get(page.wait_url)
     assert status == 200
     assert "expired" in body
     assert f'href="/authorize?response_type=code&amp;client_id={provider.shop.client_id}' in body
-    async with browser.http.get(page.status_url) as response:
+    async with person.http.get(page.status_url) as response:
         assert (await response.json())["status"] == "expired"
 
 
@@ -219,10 +217,10 @@ async def test_a_link_works_once_and_only_in_the_chat_that_opened_it(
     provider: Provider,
     ada: Chat,
     tg: FakeTelegram,
-    browser: Browser,
+    person: Browser,
     db: async_sessionmaker[AsyncSession],
 ) -> None:
-    page = await browser.open(authorize_url(provider, provider.shop.client_id))
+    page = await person.open(authorize_url(provider, provider.shop.client_id))
     question = await open_link(ada, page)
     other = Chat(tg, 1006)
     used = "That login link was already used."
@@ -232,41 +230,41 @@ async def test_a_link_works_once_and_only_in_the_chat_that_opened_it(
         assert await session.get(LoginFlow, other.id) is None
     # The first question still works.
     await tap(ada, question, str(page.number))
-    assert query_of(await browser.answer(page))["code"]
+    assert query_of(await person.answer(page))["code"]
 
 
 async def test_a_confirmation_pressed_in_another_chat_changes_nothing(
-    provider: Provider, ada: Chat, tg: FakeTelegram, browser: Browser
+    provider: Provider, ada: Chat, tg: FakeTelegram, person: Browser
 ) -> None:
-    page = await browser.open(authorize_url(provider, provider.shop.client_id))
+    page = await person.open(authorize_url(provider, provider.shop.client_id))
     question = await open_link(ada, page)
     right = question.callback_data(str(page.number))
     # Another chat with a confirmation of its own replays Ada's button data on it.
     other = Chat(tg, 1007)
-    other_page = await browser.open(authorize_url(provider, provider.shop.client_id))
+    other_page = await person.open(authorize_url(provider, provider.shop.client_id))
     other_message = (await other.send(f"/start {other_page.token}", replies=2))[0]
     tg.press_button(other.id, other_message.message_id, right, strict=False)
     await tg.wait_for(lambda: len(tg.callback_answers) == 1, 10)
     assert tg.callback_answers[-1].text == "This button belongs to another chat."
     assert tg.callback_answers[-1].show_alert
-    async with browser.http.get(page.status_url) as response:
+    async with person.http.get(page.status_url) as response:
         assert (await response.json())["status"] == "waiting"
     # Ada's own tap still approves.
     await tap(ada, question, str(page.number))
-    assert query_of(await browser.answer(page))["code"]
+    assert query_of(await person.answer(page))["code"]
 
 
 async def test_a_wrong_number_refuses_and_the_website_gets_access_denied(
-    provider: Provider, ada: Chat, tg: FakeTelegram, browser: Browser
+    provider: Provider, ada: Chat, tg: FakeTelegram, person: Browser
 ) -> None:
-    page = await browser.open(authorize_url(provider, provider.shop.client_id))
+    page = await person.open(authorize_url(provider, provider.shop.client_id))
     question = await open_link(ada, page)
     right = question.callback_data(str(page.number))
     wrong = next(text for text, _ in question.inline_buttons[:3] if text != str(page.number))
     done = await tap(ada, question, wrong)
     assert done.text.startswith("That is not the number shown on the page, so I refused")
     assert done.inline_buttons == []
-    location = await browser.answer(page)
+    location = await person.answer(page)
     assert query_of(location)["error"] == "access_denied"
     assert query_of(location)["state"] == "st-123"
     # The buttons worked once: a second tap (on the old message) answers nothing new.
@@ -275,17 +273,17 @@ async def test_a_wrong_number_refuses_and_the_website_gets_access_denied(
     assert tg.callback_answers[-1].text == "This login request was already answered."
 
 
-async def test_not_me_refuses(provider: Provider, ada: Chat, browser: Browser) -> None:
-    page = await browser.open(authorize_url(provider, provider.shop.client_id))
+async def test_not_me_refuses(provider: Provider, ada: Chat, person: Browser) -> None:
+    page = await person.open(authorize_url(provider, provider.shop.client_id))
     done = await tap(ada, await open_link(ada, page), "Not me")
     assert done.text == "OK: I refused the login to Acme Shop. Nobody was logged in."
-    assert query_of(await browser.answer(page))["error"] == "access_denied"
+    assert query_of(await person.answer(page))["error"] == "access_denied"
 
 
 async def test_another_browser_cannot_follow_the_page(
-    provider: Provider, ada: Chat, browser: Browser
+    provider: Provider, ada: Chat, person: Browser
 ) -> None:
-    page = await browser.open(authorize_url(provider, provider.shop.client_id))
+    page = await person.open(authorize_url(provider, provider.shop.client_id))
     await tap(ada, await open_link(ada, page), str(page.number))
     thief = Browser()
     try:
@@ -293,7 +291,7 @@ async def test_another_browser_cannot_follow_the_page(
     finally:
         await thief.close()
     assert (status, location) == (404, None)
-    assert query_of(await browser.answer(page))["code"]
+    assert query_of(await person.answer(page))["code"]
 
 
 @pytest.mark.parametrize("params", [{"max_age": "0"}, {"prompt": "login"}])
@@ -301,20 +299,20 @@ async def test_max_age_0_and_prompt_login_prove_the_number_again(
     provider: Provider,
     ada: Chat,
     verify: FakeVerify,
-    browser: Browser,
+    person: Browser,
     clock: Clock,
     params: dict[str, str],
 ) -> None:
     clock.advance(5)
     starts = len(verify.calls("start"))
-    page = await browser.open(authorize_url(provider, provider.shop.client_id, **params))
+    page = await person.open(authorize_url(provider, provider.shop.client_id, **params))
     first, _ = await ada.send(f"/start {page.token}", replies=2)
     assert "First, prove it is yours" in first.text
     assert "code is on its way" in await ada.number("+44 7400 123123")
     assert len(verify.calls("start")) == starts + 1
     _, question = await ada.send(verify.last_code(), replies=2)
     await tap(ada, question, str(page.number))
-    code = query_of(await browser.answer(page))["code"]
+    code = query_of(await person.answer(page))["code"]
     status, token = await exchange(provider, code)
     assert status == 200
     claims = jwt.decode(token["id_token"], options={"verify_signature": False})
@@ -325,9 +323,9 @@ async def test_max_age_0_and_prompt_login_prove_the_number_again(
 
 
 async def test_a_wrong_client_secret_is_refused(
-    provider: Provider, ada: Chat, browser: Browser, db: async_sessionmaker[AsyncSession]
+    provider: Provider, ada: Chat, person: Browser, db: async_sessionmaker[AsyncSession]
 ) -> None:
-    code, _ = await approved_code(provider, browser, ada)
+    code, _ = await approved_code(provider, person, ada)
     status, body = await exchange(provider, code, secret="not-the-secret")
     assert (status, body["error"]) == (401, "invalid_client")
     assert "bad_client_secret" in await refusals(db)
@@ -336,9 +334,9 @@ async def test_a_wrong_client_secret_is_refused(
 
 
 async def test_a_reused_code_is_refused_and_revokes_the_access_token_it_gave(
-    provider: Provider, ada: Chat, browser: Browser, db: async_sessionmaker[AsyncSession]
+    provider: Provider, ada: Chat, person: Browser, db: async_sessionmaker[AsyncSession]
 ) -> None:
-    code, _ = await approved_code(provider, browser, ada)
+    code, _ = await approved_code(provider, person, ada)
     status, first = await exchange(provider, code)
     assert status == 200
     assert await userinfo_status(provider, first["access_token"]) == 200
@@ -349,9 +347,9 @@ async def test_a_reused_code_is_refused_and_revokes_the_access_token_it_gave(
 
 
 async def test_an_expired_code_is_refused(
-    provider: Provider, ada: Chat, browser: Browser, clock: Clock
+    provider: Provider, ada: Chat, person: Browser, clock: Clock
 ) -> None:
-    code, _ = await approved_code(provider, browser, ada)
+    code, _ = await approved_code(provider, person, ada)
     clock.advance(61)
     status, body = await exchange(provider, code)
     assert (status, body["error"]) == (400, "invalid_grant")
@@ -359,9 +357,9 @@ async def test_an_expired_code_is_refused(
 
 
 async def test_a_code_is_bound_to_its_redirect_uri_and_client(
-    provider: Provider, ada: Chat, browser: Browser
+    provider: Provider, ada: Chat, person: Browser
 ) -> None:
-    code, _ = await approved_code(provider, browser, ada)
+    code, _ = await approved_code(provider, person, ada)
     status, body = await exchange(provider, code, client_id=provider.app.client_id, secret="")
     assert (status, body["error"]) == (400, "invalid_grant")
     status, body = await exchange(provider, code, redirect_uri=SHOP_CALLBACK + "/other")
@@ -376,10 +374,10 @@ async def test_a_code_is_bound_to_its_redirect_uri_and_client(
     ],
 )
 async def test_a_missing_or_wrong_pkce_verifier_is_refused(
-    provider: Provider, ada: Chat, browser: Browser, verifier: str | None, description: str
+    provider: Provider, ada: Chat, person: Browser, verifier: str | None, description: str
 ) -> None:
     code, _ = await approved_code(
-        provider, browser, ada, code_challenge=CHALLENGE, code_challenge_method="S256"
+        provider, person, ada, code_challenge=CHALLENGE, code_challenge_method="S256"
     )
     extra = {"code_verifier": verifier} if verifier else {}
     status, body = await exchange(provider, code, **extra)
@@ -394,10 +392,10 @@ async def test_a_missing_or_wrong_pkce_verifier_is_refused(
 
 
 async def test_the_right_pkce_verifier_is_accepted_from_a_confidential_client(
-    provider: Provider, ada: Chat, browser: Browser
+    provider: Provider, ada: Chat, person: Browser
 ) -> None:
     code, _ = await approved_code(
-        provider, browser, ada, code_challenge=CHALLENGE, code_challenge_method="S256"
+        provider, person, ada, code_challenge=CHALLENGE, code_challenge_method="S256"
     )
     status, body = await exchange(provider, code, code_verifier=VERIFIER)
     assert status == 200
@@ -405,9 +403,9 @@ async def test_the_right_pkce_verifier_is_accepted_from_a_confidential_client(
 
 
 async def test_an_expired_access_token_is_refused_by_userinfo(
-    provider: Provider, ada: Chat, browser: Browser, clock: Clock
+    provider: Provider, ada: Chat, person: Browser, clock: Clock
 ) -> None:
-    code, _ = await approved_code(provider, browser, ada)
+    code, _ = await approved_code(provider, person, ada)
     _, token = await exchange(provider, code)
     clock.advance(301)
     assert await userinfo_status(provider, token["access_token"]) == 401
@@ -415,9 +413,9 @@ async def test_an_expired_access_token_is_refused_by_userinfo(
 
 
 async def test_forget_erases_the_web_logins_of_the_chat(
-    provider: Provider, ada: Chat, browser: Browser, db: async_sessionmaker[AsyncSession]
+    provider: Provider, ada: Chat, person: Browser, db: async_sessionmaker[AsyncSession]
 ) -> None:
-    page = await browser.open(authorize_url(provider, provider.shop.client_id))
+    page = await person.open(authorize_url(provider, provider.shop.client_id))
     await tap(ada, await open_link(ada, page), str(page.number))
     async with db() as session:
         assert (await session.execute(select(OidcRequest.phone_number))).scalars().all() == [

@@ -8,6 +8,7 @@ All servers listen on ``127.0.0.1`` on a random free port, inside the running as
 loop; start them with ``await fake.start()`` / ``await fake.stop()`` or ``async with``.
 """
 
+from ._server import free_port
 from .telegram import (
     ApiCall,
     CallbackAnswer,
@@ -31,6 +32,7 @@ __all__ = [
     "SentMessage",
     "Verification",
     "VerifyCall",
+    "free_port",
     "problem",
     "reply_markup_buttons",
 ]

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import socket
 import ssl
 from collections.abc import Callable
 from types import TracebackType
@@ -17,6 +18,14 @@ from aiohttp import web
 logger = logging.getLogger(__name__)
 
 LOCALHOST = "127.0.0.1"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now (for a server that must be
+    told its port before it starts)."""
+    with socket.socket() as sock:
+        sock.bind((LOCALHOST, 0))
+        return int(sock.getsockname()[1])
 
 
 class SandboxServer:
