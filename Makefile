@@ -44,7 +44,7 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy bot tests bench scripts
+	$(BIN)/mypy bot tests bench scripts examples
 
 # Sequential on purpose (also under make -j): lint, then SQLite, then PostgreSQL.
 test: $(STAMP)

@@ -46,6 +46,12 @@ def _parser() -> argparse.ArgumentParser:
         help="use this database (migrated first; the demo's users are written to it) instead "
         "of a throwaway SQLite file; DATABASE_URL is never used",
     )
+    demo.add_argument(
+        "--web",
+        action="store_true",
+        help="also log in to an example website through the bot (OpenID Connect): open the "
+        "URL it prints in a browser",
+    )
     demo.add_argument("--verbose", action="store_true", help="also show the bot's INFO log")
     return parser
 
@@ -71,6 +77,11 @@ scripts: one message per line; empty lines and lines starting with # are skipped
 {code} is the last code sent, {wrong_code} a surely wrong one. After each line the demo
 waits for the bot's answer; it exits with status 1 if the bot does not answer.
 
+--web: the example website (examples/website.py) logs you in through the bot. Open the URL
+it prints, click "Log in with Telegram": the login page's Telegram link is opened in this
+chat for you (as tapping it on your phone would); log in, then press the button with the
+number the page shows, and the website shows the verified number.
+
 example:
   printf '/login\\n+44 7400 123123\\n{code}\\n/whoami\\n' | python -m bot demo --script -"""
 
@@ -83,7 +94,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo":
         from bot.demo import terminal as demo
 
-        return demo.main(args.script, verbose=args.verbose, database_url=args.database_url)
+        return demo.main(
+            args.script, verbose=args.verbose, database_url=args.database_url, web=args.web
+        )
     return _run()
 
 

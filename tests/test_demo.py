@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 import re
@@ -10,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import aiohttp
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -19,6 +21,7 @@ from bot.__main__ import main
 from bot.db.models import LoginFlow, VerifiedUser
 from bot.demo.sandbox import FakeTelegram
 from bot.demo.terminal import USER, run_demo
+from tests.helpers import read_page
 
 NUMBER = "+44 7400 123123"
 SMS = re.compile(r"\[SMS to \+44 7400 123123\] Your AcmeLogin code is (\d{6})")
@@ -186,7 +189,7 @@ def test_demo_help_documents_the_script_format(capsys: pytest.CaptureFixture[str
         main(["demo", "--help"])
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
-    for needle in ("--script FILE", "{code}", "/contact", "/admin", "--database-url URL"):
+    for needle in ("--script FILE", "{code}", "/contact", "/admin", "--database-url URL", "--web"):
         assert needle in text
 
 
@@ -242,3 +245,80 @@ def test_the_demo_never_touches_database_url_only_the_database_it_is_given(
         assert conn.execute("SELECT phone_number FROM verified_users").fetchall() == [
             ("+447400123123",)
         ]
+
+
+SHOWN_WITHIN = 15.0
+
+
+async def shown(out: io.StringIO, pattern: str) -> re.Match[str]:
+    """Wait until the transcript has a line matching `pattern` (the whole line)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + SHOWN_WITHIN
+    while loop.time() < deadline:
+        for line in out.getvalue().splitlines():
+            if match := re.fullmatch(pattern, line):
+                return match
+        await asyncio.sleep(0.05)
+    pytest.fail(f"no line {pattern!r} within {SHOWN_WITHIN:g} s in:\n{out.getvalue()}")
+
+
+async def test_demo_web_logs_the_browser_in_to_the_example_website(database_url: str) -> None:
+    """`python -m bot demo --web`: the person opens the printed website, clicks "Log in with
+    Telegram", the terminal chat gets the page's /start link, and after the login and the
+    page's number the browser lands on the website showing the verified number."""
+    reader, writer = os.pipe()
+    with os.fdopen(reader, encoding="utf-8") as script, os.fdopen(writer, "w") as typing:
+        out, err = io.StringIO(), io.StringIO()
+        demo = asyncio.create_task(
+            run_demo(script, out, database_url=database_url, err=err, web=True)
+        )
+        site = (await shown(out, r"-- the example website: (http://127\.0\.0\.1:\d+/)"))[1]
+        jar = aiohttp.CookieJar(unsafe=True)  # cookies of 127.0.0.1, as a browser keeps them
+        async with aiohttp.ClientSession(cookie_jar=jar) as browser:
+            async with browser.get(site) as home:
+                assert '<a id="login" href="/login">Log in with Telegram</a>' in await home.text()
+            # The click: the website sends the browser to the bot's login page.
+            async with browser.get(site + "login") as response:
+                assert response.status == 200
+                page = read_page(str(response.url), await response.text())
+            assert "Acme Shop" in page.html
+            await shown(out, re.escape(f"you: /start {page.token}"))
+            await shown(
+                out,
+                re.escape(
+                    "bot: Acme Shop asks to log you in with your phone number. "
+                    "First, prove it is yours."
+                ),
+            )
+            # The page looking for the answer shows the same link: it is not opened again.
+            async with browser.get(page.wait_url) as response:
+                assert read_page(page.wait_url, await response.text()).token == page.token
+
+            typing.write("+44 7400 123123\n{code}\n")
+            typing.flush()
+            await shown(
+                out,
+                re.escape(
+                    "bot: Acme Shop (127.0.0.1) asks to log you in as +44 7400 123123. "
+                    "Tap the number shown on that page:"
+                ),
+            )
+            buttons = await shown(out, r"  \[1\] (\d\d)  \[2\] (\d\d)  \[3\] (\d\d)")
+            assert str(page.number) in buttons.groups()
+            typing.write(f"{buttons.groups().index(str(page.number)) + 1}\n")
+            typing.flush()
+            await shown(
+                out, re.escape("bot (edited): Done: you are logged in to Acme Shop.") + ".*"
+            )
+
+            # The page's meta refresh (or its script) goes on, and ends on the website.
+            async with browser.get(page.wait_url) as response:
+                assert response.status == 200
+                assert response.url.path == "/callback"
+                assert str(response.url).startswith(site)
+                assert '<p id="who">logged in as +44 7400 123123</p>' in await response.text()
+        typing.close()
+        assert await asyncio.wait_for(demo, 30) == 0, err.getvalue()
+    lines = out.getvalue().splitlines()
+    assert sum(line.startswith("you: /start ") for line in lines) == 1, lines
+    assert err.getvalue() == ""

@@ -19,6 +19,11 @@ Verify sent and `{wrong_code}` for a code of the same length that is surely wron
 line the demo waits until the bot has answered and gone quiet; if it does not answer, the demo
 stops with exit status 1.
 
+`--web` also starts the bot's HTTP server with the web login (OpenID Connect) on, and an
+example website (`examples/website.py`) that logs its users in through it: open the printed
+URL in a browser and click "Log in with Telegram"; the login page's Telegram link is opened
+in the terminal chat for you (see `bot.demo.web`).
+
 Settings come only from here: the environment and `.env` are not read (credentials there are
 ignored, and so is `DATABASE_URL`: on a production host it names the real database, which the
 demo must not migrate or fill with its users). `--database-url` gives the demo a database to
@@ -46,6 +51,8 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 from bot.config import SettingError, Settings, describe_error
 from bot.db.migrate import upgrade
 from bot.demo.sandbox import CallbackAnswer, Delivery, FakeTelegram, FakeVerify, SentMessage
+from bot.demo.sandbox._server import LOCALHOST
+from bot.demo.web import WebDemo, prepared
 from bot.login import phone
 from bot.telegram.lifecycle import polling, running
 
@@ -112,8 +119,18 @@ class DemoSettings(Settings):
         return (init_settings,)
 
 
-def demo_settings(telegram: FakeTelegram, verify: FakeVerify, database_url: str) -> Settings:
-    """The bot's settings for the demo: the stand-ins, the product's defaults otherwise."""
+def demo_settings(
+    telegram: FakeTelegram, verify: FakeVerify, database_url: str, web: WebDemo | None = None
+) -> Settings:
+    """The bot's settings for the demo: the stand-ins (and with `web`, the web login on
+    loopback), the product's defaults otherwise."""
+    web_login: dict[str, Any] = {}
+    if web is not None:
+        web_login = {
+            "oidc_issuer": web.issuer,
+            "webhook_listen": LOCALHOST,
+            "webhook_port": web.bot_port,
+        }
     return DemoSettings(
         telegram_bot_token=telegram.token,
         telegram_base_url=telegram.base_url,
@@ -127,6 +144,7 @@ def demo_settings(telegram: FakeTelegram, verify: FakeVerify, database_url: str)
         number_hash_key=secrets.token_hex(32),
         bot_admin_ids=[ADMIN.user_id],
         limit_cooldown_seconds=DEMO_COOLDOWN_SECONDS,
+        **web_login,
     )
 
 
@@ -333,6 +351,13 @@ class Chat:
         self.telegram.send_text(chat_id, line)
         return True
 
+    def open_link(self, token: str) -> None:
+        """A login page is on screen: open its Telegram link in this chat (`/start <token>`),
+        as tapping its button or scanning its QR code with the phone would."""
+        self.note("your browser shows the bot's login page; the demo opens its Telegram link")
+        self.write(f"you: /start {token}")
+        self.telegram.send_text(self.persona.user_id, f"/start {token}")
+
     def _share_contact(self, number: str) -> None:
         shown = phone.pretty("+" + number.lstrip("+")) if phone.parse(number) else number
         self.note(f"you share your contact: {shown}")
@@ -371,8 +396,17 @@ class Chat:
         return True
 
 
-def banner(database: str) -> str:
+def banner(database: str, website: str | None = None) -> str:
     """What an interactive demo says first."""
+    web = (
+        ""
+        if website is None
+        else f"""
+The example website is at {website}
+Open it in a browser and click "Log in with Telegram": the login page's Telegram link is
+opened here for you; log in, then press the button with the number that page shows.
+"""
+    )
     return f"""\
 {DEMO_BRAND} demo: the real bot, talking to stand-ins for Telegram and Vonage Verify that run
 on this machine. Nothing reaches Telegram and no SMS is sent: codes appear as [SMS to ...].
@@ -388,7 +422,7 @@ Type what you would send it:
   /admin off          be {USER.first_name} again
   /quit or Ctrl-D     end the demo
 Database: {database}.
-"""
+{web}"""
 
 
 async def run_demo(
@@ -398,12 +432,14 @@ async def run_demo(
     database_url: str | None = None,
     err: TextIO | None = None,
     reply_timeout: float = REPLY_TIMEOUT,
+    web: bool = False,
 ) -> int:
     """Run the demo; returns the exit status.
 
     `script`: the conversation to play (one message per line), or None to chat interactively
     on stdin. `database_url`: a database to use (migrated first), or None for a throwaway
-    SQLite file. Reads nothing from the environment or `.env`; changes it only while running
+    SQLite file. `web`: also the web login and the example website (`bot.demo.web`).
+    Reads nothing from the environment or `.env`; changes it only while running
     (REQUESTS_CA_BUNDLE, proxies) and does not configure logging.
     """
     errors = err if err is not None else sys.stderr
@@ -418,11 +454,18 @@ async def run_demo(
             DEMO_TOKEN, bot_username=DEMO_BOT_USERNAME, bot_first_name=f"{DEMO_BRAND} (demo)"
         )
         verify = FakeVerify(api_key=DEMO_VONAGE_KEY, api_secret=DEMO_VONAGE_SECRET)
+        web_demo = None
+        if web:
+            try:
+                web_demo = await stack.enter_async_context(prepared(DEMO_BOT_USERNAME))
+            except (OSError, ImportError) as error:
+                print(f"error: cannot load the example website: {error}", file=errors)
+                return EXIT_CONFIG
         await stack.enter_async_context(telegram)
         await stack.enter_async_context(verify)
         stack.enter_context(_demo_environment(verify.ca_path))
         try:
-            settings = demo_settings(telegram, verify, database_url)
+            settings = demo_settings(telegram, verify, database_url, web_demo)
         except (ValidationError, SettingError) as error:
             print(f"Configuration error: {describe_error(error)}", file=errors)
             return EXIT_CONFIG
@@ -435,12 +478,19 @@ async def run_demo(
         prompt = "> " if interactive and out.isatty() else None
         chat = Chat(telegram, verify, out, prompt=prompt, reply_timeout=reply_timeout)
         application = await stack.enter_async_context(running(settings))
+        site_url = None
+        if web_demo is not None:
+            site_url = await stack.enter_async_context(
+                web_demo.serving(application, settings, chat.open_link)
+            )
         await stack.enter_async_context(polling(application, poll_timeout=1))
         lines = _Lines(sys.stdin if script is None else script)
         stack.callback(lines.close)
         if interactive:
-            chat.write(banner(database))
+            chat.write(banner(database, site_url))
             chat.show_prompt()
+        elif site_url is not None:
+            chat.note(f"the example website: {site_url}")
         return await _converse(chat, lines, interactive=interactive, err=errors)
     raise AssertionError("unreachable")  # pragma: no cover - the stack does not swallow
 
@@ -482,9 +532,15 @@ async def _converse(chat: Chat, lines: _Lines, *, interactive: bool, err: TextIO
     return EXIT_OK
 
 
-def main(script_path: str | None, *, verbose: bool = False, database_url: str | None = None) -> int:
-    """`python -m bot demo [--script FILE] [--database-url URL] [--verbose]`; returns the exit
-    status."""
+def main(
+    script_path: str | None,
+    *,
+    verbose: bool = False,
+    database_url: str | None = None,
+    web: bool = False,
+) -> int:
+    """`python -m bot demo [--web] [--script FILE] [--database-url URL] [--verbose]`; returns
+    the exit status."""
     from bot import logs
 
     logs.configure("INFO" if verbose else "WARNING")
@@ -501,7 +557,7 @@ def main(script_path: str | None, *, verbose: bool = False, database_url: str | 
                 print(f"error: cannot read {script_path}: {error.strerror}", file=sys.stderr)
                 return EXIT_CONFIG
         try:
-            return asyncio.run(run_demo(script, sys.stdout, database_url=database_url))
+            return asyncio.run(run_demo(script, sys.stdout, database_url=database_url, web=web))
         except KeyboardInterrupt:
             print(file=sys.stderr)
             return 130
