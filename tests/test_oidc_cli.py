@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db.models import OidcClient
 from bot.demo.sandbox import FakeTelegram, FakeVerify
+from bot.login.oidc_clients import new_client_id
 from tests.helpers import (
     ADMIN_ID,
     HASH_KEY,
@@ -85,6 +86,15 @@ async def test_clients_add_list_remove(
     again = run_cli("clients", "remove", public["client_id"], env=env)
     assert again.returncode == 1
     assert "no client" in again.stderr
+
+
+def test_a_client_id_can_always_be_given_on_the_command_line() -> None:
+    # One id in 64 from token_urlsafe starts with "-", which `clients remove <id>` read as
+    # an option (a CI run failed on exactly that).
+    ids = {new_client_id() for _ in range(5000)}
+    assert len(ids) == 5000
+    assert all(client_id.isascii() and client_id.isalnum() for client_id in ids)
+    assert {len(client_id) for client_id in ids} == {22}
 
 
 async def test_a_bad_redirect_uri_is_refused_and_nothing_is_stored(

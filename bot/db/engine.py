@@ -28,6 +28,10 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
+# How the bot's connections are named in PostgreSQL's pg_stat_activity
+APPLICATION_NAME = "phone-login-bot"
+
+
 def make_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
     """An async engine tuned for the bot: WAL and immediate write locks on SQLite; on
     PostgreSQL, at most `pool_size` connections (never more: several processes must fit the
@@ -56,7 +60,12 @@ def make_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
         pool_pre_ping=True,
         # error messages would otherwise carry bound values: phone numbers
         hide_parameters=True,
-        connect_args={"server_settings": {"lock_timeout": str(LOCK_TIMEOUT_MS)}},
+        connect_args={
+            "server_settings": {
+                "lock_timeout": str(LOCK_TIMEOUT_MS),
+                "application_name": APPLICATION_NAME,
+            }
+        },
     )
 
 

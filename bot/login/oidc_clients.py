@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import string
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,6 +23,17 @@ from bot.db.models import OidcClient
 
 MAX_NAME = 128
 MAX_REDIRECT_URI = 2000
+
+
+CLIENT_ID_ALPHABET = string.ascii_letters + string.digits
+CLIENT_ID_LENGTH = 22  # about 131 random bits
+
+
+def new_client_id() -> str:
+    """A fresh client id: random, and only letters and digits, so that it never starts with
+    `-` (which a command line would read as an option: `clients remove <id>`) and needs no
+    escaping in a URL, a form or a shell."""
+    return "".join(secrets.choice(CLIENT_ID_ALPHABET) for _ in range(CLIENT_ID_LENGTH))
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +117,7 @@ class Clients:
             problem = redirect_uri_problem(uri)
             if problem is not None:
                 raise ValueError(f"--redirect-uri {uri!r} {problem}")
-        client_id = secrets.token_urlsafe(16)
+        client_id = new_client_id()
         secret = None if public else secrets.token_urlsafe(32)
         async with self._sessions.begin() as session:
             await oidc_repo.add_client(
