@@ -18,6 +18,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -25,6 +26,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
 from bot.login import phone
+from bot.login.steps import GATEWAY_CHANNEL
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///bot.db"
 
@@ -37,8 +39,11 @@ HASH_KEY_MISSING = (
     f"for example with `{_MAKE_A_KEY}` (keep it: the command line needs the same key)"
 )
 
-# Channels that need nothing but the number (WhatsApp would need a business sender).
-_VALID_CHANNELS = ("sms", "voice")
+# Channels that need nothing but the number (WhatsApp would need a business sender); the
+# Telegram Gateway's goes first, with Vonage's after it to fall back on.
+_VALID_CHANNELS = ("telegram", "sms", "voice")
+# The Gateway's codes are 4 to 8 digits.
+GATEWAY_MAX_CODE_LENGTH = 8
 
 
 def _split_csv(value: Any) -> Any:
@@ -118,9 +123,13 @@ class ReportSettings(DatabaseSettings):
             raise ValueError("needs at least one channel, for example sms,voice")
         unknown = [c for c in channels if c not in _VALID_CHANNELS]
         if unknown:
-            raise ValueError(f"unknown channel {unknown[0]!r}; use sms or voice")
+            raise ValueError(f"unknown channel {unknown[0]!r}; use telegram, sms or voice")
         if len(set(channels)) != len(channels):
             raise ValueError("lists a channel twice")
+        if GATEWAY_CHANNEL in channels[1:]:
+            raise ValueError("has telegram only first, for example telegram,sms,voice")
+        if channels == [GATEWAY_CHANNEL]:
+            raise ValueError("needs sms or voice after telegram to fall back on (telegram,sms)")
         return channels
 
     @field_validator(
@@ -146,6 +155,10 @@ class Settings(ReportSettings):
     # update's queries and its chat's claim share them. Processes x this must fit the
     # server's max_connections (checked at start as far as the server can tell).
     database_pool_size: int = Field(default=10, ge=1, le=1000)
+
+    # The Telegram Gateway (VERIFY_WORKFLOW starting with telegram).
+    telegram_gateway_token: SecretStr | None = None
+    telegram_gateway_url: str = "https://gatewayapi.telegram.org/"
 
     vonage_api_key: str | None = None
     vonage_api_secret: SecretStr | None = None
@@ -270,16 +283,21 @@ class Settings(ReportSettings):
                 raise ValueError(f"{prefix!r} is not an E.164 prefix such as +4470")
         return value
 
-    @field_validator("telegram_base_url")
+    @field_validator("telegram_base_url", "telegram_gateway_url")
     @classmethod
-    def _url(cls, value: str) -> str:
+    def _url(cls, value: str, info: ValidationInfo) -> str:
         if value.startswith("https://"):
             return value
-        # The token is part of every Bot API URL: in clear only to a server on this machine.
+        # A token travels with every call: in clear only to a server on this machine.
         if not (value.startswith("http://") and is_loopback(urlsplit(value).hostname)):
+            example = (
+                "https://gatewayapi.telegram.org/"
+                if info.field_name == "telegram_gateway_url"
+                else "https://api.telegram.org/bot"
+            )
             raise ValueError(
-                "must be https:// (such as https://api.telegram.org/bot); plain http:// only "
-                "to a Bot API server on this machine (127.0.0.1, ::1 or localhost)"
+                f"must be https:// (such as {example}); plain http:// only "
+                "to a server on this machine (127.0.0.1, ::1 or localhost)"
             )
         return value
 
@@ -353,6 +371,7 @@ class Settings(ReportSettings):
                 "every update (for example from `openssl rand -hex 32`)",
             )
         self._regions_reachable()
+        self._gateway_usable()
         if self.oidc_signing_key is not None:
             if not self.oidc_signing_key.get_secret_value():
                 self.oidc_signing_key = None
@@ -385,6 +404,26 @@ class Settings(ReportSettings):
         if not self.number_hash_key.get_secret_value():
             raise SettingError("number_hash_key", HASH_KEY_MISSING)
         return self
+
+    def _gateway_usable(self) -> None:
+        """With telegram in VERIFY_WORKFLOW: its token is set and the code fits the Gateway."""
+        token = self.telegram_gateway_token
+        if token is not None and not token.get_secret_value():
+            self.telegram_gateway_token = token = None
+        if GATEWAY_CHANNEL not in self.verify_workflow:
+            return
+        if token is None:
+            raise SettingError(
+                "telegram_gateway_token",
+                "is needed with telegram in VERIFY_WORKFLOW: the token of your Telegram "
+                "Gateway account (https://gateway.telegram.org/account/api)",
+            )
+        if self.verify_code_length > GATEWAY_MAX_CODE_LENGTH:
+            raise SettingError(
+                "verify_code_length",
+                f"must be at most {GATEWAY_MAX_CODE_LENGTH} with telegram in VERIFY_WORKFLOW "
+                "(the Gateway sends 4 to 8 digits)",
+            )
 
     def _regions_reachable(self) -> None:
         """An allowed region that the other destination settings shut out is a mistake: no

@@ -51,13 +51,29 @@ CODE_SENT = (
 )
 # The code-sent (or already-sent) message, with the hint about the buttons under it.
 CODE_SENT_WITH_HINT = "{sent}\n\n{hint}"
-# How the code travels, by VERIFY_WORKFLOW.
+# How the code travels, by the channels it goes by from now (VERIFY_WORKFLOW).
+GATEWAY_HOW = (
+    "as a Telegram message from \u201cVerification Codes\u201d; if it does not come, you will get "
+)
 CHANNELS = {
     ("sms", "voice"): "by SMS; if it does not arrive, you will get a call",
     ("voice", "sms"): "by a phone call; if you miss it, you will get an SMS",
     ("sms",): "by SMS",
     ("voice",): "by a phone call",
+    ("telegram", "sms", "voice"): GATEWAY_HOW + "an SMS, then a call",
+    ("telegram", "voice", "sms"): GATEWAY_HOW + "a call, then an SMS",
+    ("telegram", "sms"): GATEWAY_HOW + "an SMS",
+    ("telegram", "voice"): GATEWAY_HOW + "a call",
 }
+# After "Send by SMS instead", or when the Telegram code was not used in time.
+SMS_INSTEAD = (
+    "A new code is on its way to {number} {how}; the Telegram code no longer works. "
+    "Send me the new code here."
+)
+GATEWAY_TIMED_OUT = (
+    "The Telegram code was not used in time, so a new code is on its way to {number} {how}; "
+    "the Telegram code no longer works. Send me the new code here."
+)
 CODE_ALREADY_SENT = (
     "A code was already sent to {number} and is still valid until {expires} UTC. "
     "Send me that code here."
@@ -121,6 +137,10 @@ ALERTS = {
     "bad_credentials": "Vonage refused the bot's credentials (HTTP 401): logins are failing. "
     "Check VONAGE_API_KEY/VONAGE_API_SECRET or the application key.",
     "no_credit": "Vonage says the account is out of credit (HTTP 402): logins are failing.",
+    "gateway_bad_credentials": "The Telegram Gateway refused TELEGRAM_GATEWAY_TOKEN: codes go "
+    "by SMS instead, at the price of an SMS. Check the token.",
+    "gateway_no_credit": "The Telegram Gateway account is out of funds: codes go by SMS "
+    "instead, at the price of an SMS. Add funds to the Gateway account.",
     "global_limit": "LIMIT_GLOBAL_STARTS_PER_HOUR was reached: new logins are refused "
     "until the hour frees up. This can be SMS-pumping fraud.",
 }
@@ -158,6 +178,8 @@ RESEND_HINT_WHEN = "In {seconds} s "
 RESEND_HINT_CALL = ", or for a call"
 RESEND_BUTTON = "Send a new code"
 CALL_BUTTON = "Call me instead"
+SMS_BUTTON = "Send by SMS instead"
+RESEND_HINT_SMS = ", or for an SMS"
 RESEND_TOO_SOON = "You can ask for a new code in {seconds} s."
 RESENT = "A new code is on its way to {number}; the earlier one no longer works."
 CALLING = "You will get a call with your code shortly."

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_asyn
 from bot.config import Settings
 from bot.db.engine import make_engine, make_sessionmaker
 from bot.db.migrate import upgrade
-from bot.demo.sandbox import FakeTelegram, FakeVerify, free_port
+from bot.demo.sandbox import FakeGateway, FakeTelegram, FakeVerify, free_port
 from bot.login.oidc_clients import Clients
 from bot.telegram.handlers.base import BotApp
 from bot.telegram.webhook import web_serving
@@ -27,6 +27,7 @@ from tests.helpers import (
     ADMIN_ID,
     APP_CALLBACK,
     BOT_USERNAME,
+    GATEWAY_TOKEN,
     HASH_KEY,
     SHOP_CALLBACK,
     TOKEN,
@@ -87,6 +88,25 @@ async def verify(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeVerify]:
     async with FakeVerify(api_key=VONAGE_KEY, api_secret=VONAGE_SECRET) as fake:
         monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(fake.ca_path))
         yield fake
+
+
+@pytest.fixture
+async def gateway() -> AsyncIterator[FakeGateway]:
+    """The stand-in Telegram Gateway API (plain HTTP on loopback)."""
+    async with FakeGateway(token=GATEWAY_TOKEN) as fake:
+        yield fake
+
+
+@pytest.fixture
+def gateway_settings(gateway: FakeGateway) -> dict[str, Any]:
+    """Settings that put the Telegram Gateway first, before SMS and a call."""
+    return {
+        "verify_workflow": "telegram,sms,voice",
+        "telegram_gateway_token": GATEWAY_TOKEN,
+        "telegram_gateway_url": gateway.url,
+        # Three channels in the code's 10 minutes.
+        "verify_channel_timeout": 200,
+    }
 
 
 @pytest.fixture

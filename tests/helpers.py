@@ -29,6 +29,7 @@ TOKEN = "123456:TEST-token-abcdefghijklmnop"
 BOT_USERNAME = "LoginTestBot"
 VONAGE_KEY = "vkey"
 VONAGE_SECRET = "vonage-secret-value"
+GATEWAY_TOKEN = "AAGateway-token-0123456789secret"
 #: the bot's NUMBER_HASH_KEY in tests; the command line is given the same one
 HASH_KEY = "test-number-hash-key-0123456789abcdef"
 ADMIN_ID = 900001

@@ -84,6 +84,24 @@ def test_lists_are_comma_separated() -> None:
             "ALLOWED_REGIONS lists JM, which DENIED_REGIONS lists too",
         ),
         ({"verify_workflow": "sms,fax"}, "VERIFY_WORKFLOW is invalid: unknown channel 'fax'"),
+        ({"verify_workflow": "sms,telegram"}, "VERIFY_WORKFLOW is invalid: has telegram only"),
+        ({"verify_workflow": "telegram"}, "VERIFY_WORKFLOW is invalid: needs sms or voice after"),
+        (
+            {"verify_workflow": "telegram,sms", "telegram_gateway_token": ""},
+            "TELEGRAM_GATEWAY_TOKEN is needed with telegram in VERIFY_WORKFLOW",
+        ),
+        (
+            {
+                "verify_workflow": "telegram,sms",
+                "telegram_gateway_token": "t",
+                "verify_code_length": 9,
+            },
+            "VERIFY_CODE_LENGTH must be at most 8 with telegram in VERIFY_WORKFLOW",
+        ),
+        (
+            {"telegram_gateway_url": "http://gateway.example/"},
+            "TELEGRAM_GATEWAY_URL is invalid: must be https:// (such as https://gatewayapi",
+        ),
         ({"verify_channel_timeout": 400}, "VERIFY_CHANNEL_TIMEOUT times 2 channels must fit"),
         ({"webhook_url": "https://bot.example/hook"}, "WEBHOOK_SECRET is needed with WEBHOOK_URL"),
         ({"webhook_url": "http://bot.example/hook", "webhook_secret": "abc"}, "WEBHOOK_URL is"),
@@ -116,6 +134,20 @@ def test_bad_values_are_named_in_one_line(values: dict[str, Any], expected: str)
     message = _error(**{**BASE, **values})
     assert message.startswith(expected), message
     assert "\n" not in message
+
+
+def test_the_gateway_token_is_secret_and_the_url_has_its_default() -> None:
+    settings = Settings(
+        _env_file=None,
+        **BASE,
+        verify_workflow="telegram,sms,voice",
+        telegram_gateway_token="gw-secret-token",
+        verify_channel_timeout=200,
+    )
+    assert settings.verify_workflow == ["telegram", "sms", "voice"]
+    assert settings.telegram_gateway_url == "https://gatewayapi.telegram.org/"
+    assert "gw-secret-token" not in repr(settings)
+    assert "gw-secret-token" not in str(settings)
 
 
 def test_the_hash_key_error_says_how_to_make_one() -> None:

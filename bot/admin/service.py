@@ -18,7 +18,7 @@ from bot.config import ReportSettings
 from bot.db import oidc_repo, repo
 from bot.db.models import AuthEvent, VerifiedUser
 from bot.login import phone
-from bot.login.audit import Audit, Event
+from bot.login.audit import START_BY, Audit, Event
 from bot.login.steps import NoticeKind
 
 # A region whose codes are mostly never used is the mark of SMS pumping: flag a conversion
@@ -183,13 +183,20 @@ def _suspicious(per: dict[K, Counts]) -> list[K]:
 
 def sent_by(event: str, detail: str | None, first_channel: str) -> str | None:
     """The paid channel an audit event stands for, if it is a send: a start (`code_sent`
-    without a detail) goes by the workflow's first channel, "Call me instead" (`voice`) is a
-    call; a reused request costs nothing more."""
+    without a detail) goes by the workflow's first channel, one past the Gateway ("start
+    sms") by the channel it names, "Call me instead" (`voice`) is a call, a fallback from the
+    Gateway (`sms`) an SMS; a reused request costs nothing more."""
     if event != Event.CODE_SENT:
         return None
     if detail is None:
         return first_channel
-    return detail if detail in PAID_CHANNELS else None
+    channel = detail.removeprefix(START_BY)
+    return channel if channel in PAID_CHANNELS else None
+
+
+def is_start(event: str, detail: str | None) -> bool:
+    """Whether an audit event is a counted start (its first code sent)."""
+    return event == Event.CODE_SENT and (detail is None or detail.startswith(START_BY))
 
 
 def place(region: str | None, country_code: int | None) -> str:
@@ -390,7 +397,7 @@ class AdminService:
             if event == Event.WEB_APPROVED:
                 web[detail or "-"] += count
                 continue
-            if event == Event.CODE_SENT and detail is None:
+            if is_start(event, detail):
                 bucket = "starts"
             elif event == Event.VERIFIED:
                 bucket = "verified"

@@ -121,6 +121,23 @@ async def due_flows(session: AsyncSession, *, now: datetime, limit: int) -> Sequ
     return result.scalars().all()
 
 
+async def flows_on_channel_since(
+    session: AsyncSession, *, channel: str, sent_before: datetime, limit: int
+) -> Sequence[LoginFlow]:
+    """Flows waiting for a code sent by `channel` before `sent_before` (oldest first)."""
+    result = await session.execute(
+        select(LoginFlow)
+        .where(
+            LoginFlow.step == "code",
+            LoginFlow.channel == channel,
+            LoginFlow.code_sent_at <= sent_before,
+        )
+        .order_by(LoginFlow.code_sent_at)
+        .limit(limit)
+    )
+    return result.scalars().all()
+
+
 async def purge_stale_flows(session: AsyncSession, *, before: datetime) -> int:
     """Drop flows nobody came back to (expired notices, abandoned number prompts)."""
     result = await session.execute(delete(LoginFlow).where(LoginFlow.started_at < before))

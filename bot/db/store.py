@@ -43,7 +43,8 @@ class Restarted:
 
     login: VerifiedUser | None  # the chat's current login
     in_progress: bool  # a login was already waiting for a number or a code
-    running_request: str | None  # the Verify request of that attempt, to cancel
+    running_request: str | None  # the Verify (or Gateway) request of that attempt, to cancel
+    running_channel: str | None = None  # the channel it went by
 
 
 class LoginStore:
@@ -103,6 +104,15 @@ class LoginStore:
         async with self._readers() as session:
             return await repo.due_flows(session, now=now, limit=limit)
 
+    async def flows_on_channel_since(
+        self, channel: str, *, sent_before: datetime, limit: int
+    ) -> Sequence[LoginFlow]:
+        """Flows still waiting for a code sent by `channel` before `sent_before`."""
+        async with self._readers() as session:
+            return await repo.flows_on_channel_since(
+                session, channel=channel, sent_before=sent_before, limit=limit
+            )
+
     async def state(self, chat_id: int) -> FlowState:
         """The chat's step, code expiry and whether a notice waits (batched)."""
         return await self._states(chat_id)
@@ -146,6 +156,7 @@ class LoginStore:
             previous = await repo.get_flow(session, chat_id=person.chat_id, lock=True)
             # put_flow() below overwrites the loaded row in place: keep what we need first.
             running = previous.request_id if previous and previous.step == Step.CODE else None
+            running_channel = previous.channel if previous else None
             in_progress = previous is not None and previous.step in (Step.NUMBER, Step.CODE)
             login = await repo.get_login(session, chat_id=person.chat_id)
             if running:
@@ -174,7 +185,7 @@ class LoginStore:
                     reprove=reprove,
                 ),
             )
-        return Restarted(login, in_progress, running)
+        return Restarted(login, in_progress, running, running_channel)
 
     async def record_limited(self, person: Person, number: PhoneNumber, rule: Rule) -> None:
         """A start refused by a rule that is checked before anything is counted."""
@@ -301,12 +312,13 @@ class LoginStore:
         ttl: timedelta,
         tries: int,
         channel: str,
+        detail: str | None = None,
     ) -> datetime:
         """Step CODE for the chat, with the request, its expiry (`ttl` from now), its
-        `tries` and the channel it goes by (batched, with the `code_sent` events); the counted
-        start `start_id` learns its request. Returns the expiry."""
+        `tries` and the channel it goes by (batched, with the `code_sent` events, `detail`
+        theirs); the counted start `start_id` learns its request. Returns the expiry."""
         return await self._codes_sent(
-            _CodeSent(person, number, request_id, start_id, ttl, tries, channel)
+            _CodeSent(person, number, request_id, start_id, ttl, tries, channel, detail)
         )
 
     async def _record_codes_sent(self, batch: list[_CodeSent]) -> list[datetime]:
@@ -334,6 +346,7 @@ class LoginStore:
                     user_id=item.person.user_id,
                     number=item.number,
                     request_id=item.request_id,
+                    detail=item.detail,
                 )
             )
         async with self._sessions.begin() as session:
@@ -471,6 +484,43 @@ class LoginStore:
                 current.channel = "voice"
                 await self._flow_event(session, flow, Event.CODE_SENT, "voice")
 
+    async def record_fallback(
+        self, flow: LoginFlow, request_id: str, *, channel: str, reason: str
+    ) -> bool:
+        """The flow's code now comes by `channel` under a new request (recorded as
+        `code_sent` with the channel as detail: the same login, not a new start; `reason`
+        in the log only). Its expiry and tries stay. False if the flow has moved on."""
+        async with self._sessions.begin() as session:
+            current = await _still_waiting(session, flow)
+            if current is None:
+                return False
+            current.request_id = request_id
+            current.channel = channel
+            current.code_sent_at = self._now()
+            await self._audit.record(
+                session,
+                Event.CODE_SENT,
+                chat_id=flow.chat_id,
+                user_id=flow.user_id,
+                e164=flow.phone_number,
+                request_id=request_id,
+                detail=channel,
+            )
+        return True
+
+    async def record_report(self, request_id: str, status: str) -> None:
+        """A delivery report of a Gateway message, recorded as `delivery_report` (the status
+        its detail) in the chat of the flow waiting for it; with chat 0 when none is (the
+        login has moved on: to SMS, or it ended)."""
+        async with self._sessions.begin() as session:
+            flow = await repo.flow_with_request(session, request_id=request_id)
+            if flow is not None:
+                await self._flow_event(session, flow, Event.DELIVERY_REPORT, status)
+            else:
+                await self._audit.record(
+                    session, Event.DELIVERY_REPORT, chat_id=0, request_id=request_id, detail=status
+                )
+
     async def drop_request(self, flow: LoginFlow) -> bool:
         """The chat waits for a number again, without the flow's request; False if the flow
         has moved on to another request meanwhile."""
@@ -486,12 +536,8 @@ class LoginStore:
         """The flow's code expired unused (recorded as `expired`): the chat is told on its next
         message. False if the flow has moved on meanwhile."""
         async with self._sessions.begin() as session:
-            current = await repo.get_flow(session, chat_id=flow.chat_id, lock=True)
-            if (
-                current is None
-                or current.step != Step.CODE
-                or current.request_id != flow.request_id
-            ):
+            current = await _still_waiting(session, flow)
+            if current is None:
                 return False
             current.step = Step.EXPIRED
             current.request_id = None
@@ -605,6 +651,14 @@ class LoginStore:
         )
 
 
+async def _still_waiting(session: AsyncSession, flow: LoginFlow) -> LoginFlow | None:
+    """The chat's flow, locked, if it still waits for the code of `flow`'s request."""
+    current = await repo.get_flow(session, chat_id=flow.chat_id, lock=True)
+    if current is None or current.step != Step.CODE or current.request_id != flow.request_id:
+        return None
+    return current
+
+
 def _step(stored: str | None) -> Step | None:
     return None if stored is None else Step(stored)
 
@@ -629,3 +683,4 @@ class _CodeSent:
     ttl: timedelta
     tries: int
     channel: str
+    detail: str | None

@@ -29,11 +29,19 @@ class Event(enum.StrEnum):
     NUMBER_MOVED = "number_moved"
     FORGOTTEN = "forgotten"
     ADMIN_LOOKUP = "admin_lookup"
+    # What Telegram reported of a Gateway message (the detail: sent, delivered, read...).
+    DELIVERY_REPORT = "delivery_report"
     # Logging in to websites (OpenID Connect); the detail starts with the client id.
     WEB_REQUEST_OPENED = "web_request_opened"
     WEB_APPROVED = "web_approved"
     WEB_REFUSED = "web_refused"
     WEB_CODE_EXCHANGED = "web_code_exchanged"
+
+
+# The `code_sent` detail of a start whose code went by a later channel of VERIFY_WORKFLOW
+# than its first (the Gateway could not deliver): "start sms". A start by the first channel
+# has no detail; a later send in the same login has the channel's name ("sms", "voice").
+START_BY = "start "
 
 
 class Audit:

@@ -15,10 +15,12 @@ from bot.clock import utcnow
 from bot.db.models import LoginFlow, VerifiedUser
 from bot.db.store import LoginStore
 from bot.login import limits as limits_rules
-from bot.login.audit import Event
+from bot.login.audit import START_BY, Event
+from bot.login.gateway import GatewayClient
 from bot.login.limits import Limits, Refusal, Rule
 from bot.login.phone import PhoneNumber, mask, parse_e164
 from bot.login.steps import (
+    GATEWAY_CHANNEL,
     CallResult,
     ChatState,
     CodeOutcome,
@@ -45,9 +47,12 @@ class FlowPolicy:
 
 
 def proving_channel(flow: LoginFlow, policy: FlowPolicy, now: datetime) -> str:
-    """The channel that delivered the code a chat just entered: the one it was last sent by,
-    or the next one once Vonage has moved on to it by itself (after the channel timeout)."""
+    """How the code a chat just entered was delivered (a `Method`): the channel it was last
+    sent by, or the next one once Vonage has moved on to it by itself (after the channel
+    timeout); the Gateway never moves on by itself (the bot falls back)."""
     channel = flow.channel or policy.workflow[0]
+    if channel == GATEWAY_CHANNEL:
+        return Method.TELEGRAM_GATEWAY
     position = policy.workflow.index(channel) if channel in policy.workflow else 0
     moved_on = (
         flow.code_sent_at is not None
@@ -75,6 +80,7 @@ class LoginService:
         verify: VerifyClient,
         limits: Limits,
         policy: FlowPolicy,
+        gateway: GatewayClient | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._store = store
@@ -82,6 +88,10 @@ class LoginService:
         self._limits = limits
         self._policy = policy
         self._now = clock
+        # With telegram first in VERIFY_WORKFLOW: the Gateway, and Vonage for the rest.
+        on_gateway = gateway is not None and policy.workflow[0] == GATEWAY_CHANNEL
+        self._gateway = gateway if on_gateway else None
+        self._vonage_channels = policy.workflow[1:] if on_gateway else policy.workflow
 
     # ---- reading ------------------------------------------------------------------------
 
@@ -127,7 +137,7 @@ class LoginService:
         Returns the chat's current login, and whether a login was already in progress."""
         restarted = await self._store.restart_flow(person, reprove=reprove)
         if restarted.running_request:
-            await self._cancel_quietly(restarted.running_request)
+            await self._cancel_quietly(restarted.running_request, restarted.running_channel)
         return restarted.login, restarted.in_progress
 
     async def submit_number(self, person: Person, number: PhoneNumber) -> NumberOutcome:
@@ -171,7 +181,30 @@ class LoginService:
     async def _start_counted(
         self, person: Person, number: PhoneNumber, start_id: int
     ) -> NumberOutcome:
-        """Ask Vonage for the start already counted under `start_id`."""
+        """Send the code of the start already counted under `start_id`: by the Gateway when
+        it comes first and can deliver to the number, else by Vonage."""
+        ttl = timedelta(seconds=self._policy.code_ttl_seconds)
+        tries = self._policy.max_attempts
+        alert = None
+        if self._gateway is not None:
+            sent, alert = await self._gateway_send(number)
+            if sent is not None:
+                sent_until = await self._store.record_code_sent(
+                    person,
+                    number,
+                    sent,
+                    start_id=start_id,
+                    ttl=ttl,
+                    tries=tries,
+                    channel=GATEWAY_CHANNEL,
+                )
+                logger.info("Telegram code sent to %s for chat %s", number.masked, person.chat_id)
+                return NumberOutcome(
+                    NumberResult.CODE_SENT,
+                    expires_at=sent_until,
+                    phone_number=number.e164,
+                    channel=GATEWAY_CHANNEL,
+                )
         try:
             request_id = await self._start_or_recover(person, number, start_id)
         except VerifyFailure as failure:
@@ -181,9 +214,7 @@ class LoginService:
                 person, number, VerifyFailure(FailureKind.CONFLICT, status=409), start_id
             )
             return NumberOutcome(NumberResult.NUMBER_BUSY)
-        ttl = timedelta(seconds=self._policy.code_ttl_seconds)
-        tries = self._policy.max_attempts
-        channel = self._policy.workflow[0]
+        channel = self._vonage_channels[0]
         if isinstance(request_id, _Reused):
             expires_at = await self._store.record_reused(
                 person,
@@ -204,10 +235,89 @@ class LoginService:
                 ttl=ttl,
                 tries=tries,
                 channel=channel,
+                # Past the Gateway, this start's code went by Vonage's first channel instead.
+                detail=START_BY + channel if self._gateway is not None else None,
             )
             result = NumberResult.CODE_SENT
         logger.info("Code sent to %s for chat %s", number.masked, person.chat_id)
-        return NumberOutcome(result, expires_at=expires_at, phone_number=number.e164)
+        return NumberOutcome(
+            result,
+            expires_at=expires_at,
+            phone_number=number.e164,
+            alert=alert,
+            channel=channel,
+        )
+
+    async def _gateway_send(self, number: PhoneNumber) -> tuple[str | None, str | None]:
+        """A Telegram code to the number: the Gateway's request id; or None when the Gateway
+        cannot deliver it or fails, with the alert admins should get, if any: the code then
+        goes by Vonage. One message at most per start: a send whose answer is lost is not
+        sent again (the SMS follows)."""
+        assert self._gateway is not None
+        try:
+            ability = await self._gateway.can_send(number.e164)
+            return await self._gateway.send(number.e164, ability), None
+        except VerifyFailure as failure:
+            logger.info("No Telegram code to %s (%s): by SMS instead", number.masked, failure.kind)
+            return None, await self._gateway_alert(failure.kind)
+
+    async def sms_instead(self, chat_id: int) -> NumberOutcome:
+        """ "Send by SMS instead": the code of the chat's running Gateway request comes by
+        Vonage now (`_fall_back`)."""
+        flow = await self._store.flow_of(chat_id)
+        if flow is None or flow.step != Step.CODE or flow.channel != GATEWAY_CHANNEL:
+            return NumberOutcome(NumberResult.NO_FLOW)
+        if self._expired(flow):
+            await self._expire(flow)
+            return NumberOutcome(NumberResult.NO_FLOW)
+        return await self._fall_back(flow, reason="asked")
+
+    async def fall_back_due(self, *, batch: int = 100) -> list[tuple[int, NumberOutcome]]:
+        """Gateway codes not used within VERIFY_CHANNEL_TIMEOUT come by Vonage now; returns
+        each chat whose code did, with what to tell it."""
+        if self._gateway is None:
+            return []
+        before = self._now() - timedelta(seconds=self._policy.channel_timeout)
+        due = await self._store.flows_on_channel_since(
+            GATEWAY_CHANNEL, sent_before=before, limit=batch
+        )
+        done = []
+        for flow in due:
+            if self._expired(flow):
+                continue  # the expiry sweep ends it
+            outcome = await self._fall_back(flow, reason="timeout")
+            if outcome.result is not NumberResult.NO_FLOW:
+                done.append((flow.chat_id, outcome))
+        return done
+
+    async def _fall_back(self, flow: LoginFlow, *, reason: str) -> NumberOutcome:
+        """The Gateway request's login goes on by Vonage's channels: the same login (not a
+        new start, so the limits count it once), with the expiry and the tries it had; the
+        Telegram message is revoked. If Vonage fails, the Telegram code keeps working."""
+        number = parse_e164(flow.phone_number or "")
+        channel = self._vonage_channels[0]
+        try:
+            request_id = await self._verify.start(number.digits)
+        except VerifyFailure as failure:
+            await self._store.record_flow_event(flow, Event.FAILED, f"fallback_{failure.kind}")
+            result = (
+                NumberResult.BUSY
+                if failure.kind is FailureKind.RATE_LIMITED
+                else NumberResult.UNAVAILABLE
+            )
+            return NumberOutcome(result, alert=await self._account_alert(failure.kind))
+        if not await self._store.record_fallback(flow, request_id, channel=channel, reason=reason):
+            await self._cancel_quietly(request_id, channel)
+            return NumberOutcome(NumberResult.NO_FLOW)
+        if flow.request_id:
+            await self._cancel_quietly(flow.request_id, GATEWAY_CHANNEL)
+        logger.info("Chat %s: code by %s instead of Telegram (%s)", flow.chat_id, channel, reason)
+        return NumberOutcome(
+            NumberResult.CODE_SENT,
+            expires_at=flow.expires_at,
+            phone_number=number.e164,
+            channel=channel,
+        )
 
     async def submit_code(self, person: Person, code: str) -> CodeOutcome:
         """Check a code against the chat's running request."""
@@ -219,7 +329,10 @@ class LoginService:
             return CodeOutcome(CodeResult.EXPIRED)
         phone = flow.phone_number or ""
         try:
-            await self._verify.check(flow.request_id, code)
+            if flow.channel == GATEWAY_CHANNEL and self._gateway is not None:
+                await self._gateway.check(flow.request_id, code)
+            else:
+                await self._verify.check(flow.request_id, code)
         except VerifyFailure as failure:
             return await self._check_failed(flow, failure)
         moved_from = await self._store.record_verified(
@@ -260,7 +373,7 @@ class LoginService:
         if not await self._store.drop_request(flow):
             return NumberOutcome(NumberResult.NO_FLOW)
         if flow.request_id:
-            await self._cancel_quietly(flow.request_id)
+            await self._cancel_quietly(flow.request_id, flow.channel)
         return await self.submit_number(person, number)
 
     async def call_instead(self, chat_id: int) -> CallResult:
@@ -268,6 +381,8 @@ class LoginService:
         flow = await self._store.flow_of(chat_id)
         if flow is None or flow.step != Step.CODE or not flow.request_id:
             return CallResult.NO_FLOW
+        if flow.channel == GATEWAY_CHANNEL:
+            return CallResult.NO_NEXT_CHANNEL  # "Send by SMS instead" is the way on
         try:
             await self._verify.next_channel(flow.request_id)
         except VerifyFailure as failure:
@@ -295,7 +410,7 @@ class LoginService:
         if flow is None:
             return False
         if flow.step == Step.CODE and flow.request_id:
-            await self._cancel_quietly(flow.request_id)
+            await self._cancel_quietly(flow.request_id, flow.channel)
         return flow.step != Step.EXPIRED
 
     async def logout(self, chat_id: int) -> VerifiedUser | None:
@@ -339,7 +454,7 @@ class LoginService:
         if not await self._store.expire(flow):
             return
         if flow.request_id:
-            await self._cancel_quietly(flow.request_id)
+            await self._cancel_quietly(flow.request_id, flow.channel)
         logger.info("Code for chat %s expired", flow.chat_id)
 
     async def _start_or_recover(
@@ -376,7 +491,7 @@ class LoginService:
                 # is on the phone already), another chat's start leaves it to that chat.
                 return _Reused(running) if starters == {person.chat_id} else None
         logger.info("Cancelling a stranded request to %s", number.masked)
-        await self._cancel_quietly(running)
+        await self._cancel_quietly(running, None)
         return await self._verify.start(number.digits)
 
     async def _start_failed(
@@ -409,7 +524,7 @@ class LoginService:
                 return CodeOutcome(CodeResult.NO_FLOW)
             if tries_left == 0:
                 if flow.request_id:
-                    await self._cancel_quietly(flow.request_id)
+                    await self._cancel_quietly(flow.request_id, flow.channel)
                 return CodeOutcome(CodeResult.TOO_MANY)
             return CodeOutcome(CodeResult.WRONG, tries_left=tries_left)
         if kind is FailureKind.TOO_MANY_WRONG:
@@ -421,18 +536,33 @@ class LoginService:
         await self._store.record_flow_event(flow, Event.FAILED, f"check_{kind.value}")
         return CodeOutcome(CodeResult.UNAVAILABLE, alert=await self._account_alert(kind))
 
-    async def _cancel_quietly(self, request_id: str) -> None:
-        """Cancel a request we no longer want; it expires by itself if Vonage cannot be reached."""
+    async def _cancel_quietly(self, request_id: str, channel: str | None) -> None:
+        """Cancel a request we no longer want (revoke it, if it went by the Gateway: Telegram
+        refunds a message it never delivers); it expires by itself if it cannot be reached."""
         try:
-            await self._verify.cancel(request_id)
+            if channel == GATEWAY_CHANNEL and self._gateway is not None:
+                await self._gateway.revoke(request_id)
+            else:
+                await self._verify.cancel(request_id)
         except VerifyFailure as failure:
-            logger.info("Could not cancel a Verify request: %s", failure.kind)
+            logger.info("Could not cancel a %s request: %s", channel or "Verify", failure.kind)
+
+    async def record_report(self, request_id: str, status: str) -> None:
+        """A verified delivery report of a Gateway message, for the audit trail."""
+        await self._store.record_report(request_id, status)
 
     async def _account_alert(self, kind: FailureKind) -> str | None:
         """For credential and credit trouble: the alert admins should get, once an hour."""
         if kind not in (FailureKind.BAD_CREDENTIALS, FailureKind.NO_CREDIT):
             return None
         return kind.value if await self._claim_alert(kind.value) else None
+
+    async def _gateway_alert(self, kind: FailureKind) -> str | None:
+        """For the Gateway's token and balance trouble: the alert admins should get, hourly."""
+        if kind not in (FailureKind.BAD_CREDENTIALS, FailureKind.NO_CREDIT):
+            return None
+        alert = f"gateway_{kind.value}"
+        return alert if await self._claim_alert(alert) else None
 
     async def _claim_alert(self, kind: str) -> bool:
         return await self._store.claim_alert(kind, quiet=ALERT_QUIET)

@@ -9,6 +9,9 @@ from datetime import datetime
 
 from bot.login.limits import Refusal
 
+# The Telegram Gateway's channel, as VERIFY_WORKFLOW and a flow's `channel` name it.
+GATEWAY_CHANNEL = "telegram"
+
 
 class Method(enum.StrEnum):
     """How a login proved its number; shown to admins and in the audit trail."""
@@ -106,6 +109,7 @@ class NumberOutcome:
     expires_at: datetime | None = None
     phone_number: str | None = None
     alert: str | None = None  # admins should be told about this kind of trouble
+    channel: str | None = None  # what a sent code goes by first (VERIFY_WORKFLOW's names)
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,6 +44,7 @@ class FailureKind(enum.StrEnum):
     BAD_CREDENTIALS = "bad_credentials"  # 401 / 403
     NO_CREDIT = "no_credit"  # 402
     UNAVAILABLE = "unavailable"  # 5xx, network error, timeout
+    CANNOT_DELIVER = "cannot_deliver"  # the Telegram Gateway cannot reach that number
 
 
 class VerifyFailure(Exception):

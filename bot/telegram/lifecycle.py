@@ -26,13 +26,16 @@ from bot.db.engine import is_sqlite, make_engine, make_sessionmaker, server_conn
 from bot.db.locks import ChatLocks
 from bot.db.store import LoginStore
 from bot.login.audit import Audit
+from bot.login.gateway import GatewayClient, GatewayConfig
 from bot.login.limits import Limits
 from bot.login.oidc_keys import ProviderKeys
 from bot.login.service import FlowPolicy, LoginService
+from bot.login.steps import GATEWAY_CHANNEL
 from bot.login.verification import VerifyClient, VerifyConfig
 from bot.login.weblogin import WebLogin, WebLoginPolicy
 from bot.telegram import commands, webhook
 from bot.telegram.handlers.base import BotApp
+from bot.telegram.handlers.login import announce_fallbacks
 from bot.telegram.ordering import ChatOrderedUpdateProcessor
 from bot.telegram.services import Services
 
@@ -88,7 +91,7 @@ async def running(
             stack.push_async_callback(locks.close)
         if sweep_seconds > 0:
             await stack.enter_async_context(
-                sweeping(services.login, services.web, sweep_seconds, locks)
+                sweeping(application, services.web, sweep_seconds, locks)
             )
         await application.start()
         stack.push_async_callback(application.stop)
@@ -123,10 +126,15 @@ async def open_services(
         if not is_sqlite(settings.database_url):
             await _check_connection_budget(engine, settings.database_pool_size)
         verify = verify_client(settings)
+        gateway = gateway_client(settings)
         try:
             await asyncio.to_thread(verify.start_workers)
-            yield make_services(settings, engine=engine, verify=verify, clock=clock)
+            yield make_services(
+                settings, engine=engine, verify=verify, gateway=gateway, clock=clock
+            )
         finally:
+            if gateway is not None:
+                await gateway.close()
             await asyncio.to_thread(verify.close)
     finally:
         await engine.dispose()
@@ -138,6 +146,7 @@ def make_services(
     engine: AsyncEngine,
     verify: VerifyClient,
     clock: Callable[[], datetime],
+    gateway: GatewayClient | None = None,
 ) -> Services:
     """The services the settings describe, on an open database and Verify client."""
     sessions = make_sessionmaker(engine)
@@ -159,6 +168,7 @@ def make_services(
             sessions=sessions, readers=readers, audit=audit, limits=limits, clock=clock
         ),
         verify=verify,
+        gateway=gateway,
         limits=limits,
         policy=FlowPolicy(
             code_ttl_seconds=settings.verify_code_ttl_seconds,
@@ -181,7 +191,7 @@ def make_services(
         admin_ids=frozenset(settings.bot_admin_ids),
         code_length=settings.verify_code_length,
         workflow=tuple(settings.verify_workflow),
-        can_call="voice" in settings.verify_workflow[1:],
+        can_call="voice" in vonage_channels(settings)[1:],
         resend_after=settings.limit_cooldown_seconds,
         trust_contact=settings.trust_telegram_contact,
         web=web_login(settings, sessions=sessions, readers=readers, audit=audit, clock=clock),
@@ -228,7 +238,7 @@ def verify_client(settings: Settings) -> VerifyClient:
             brand=settings.vonage_brand,
             code_length=settings.verify_code_length,
             channel_timeout=settings.verify_channel_timeout,
-            workflow=tuple(settings.verify_workflow),
+            workflow=vonage_channels(settings),
         ),
         api_host=settings.vonage_api_host,
         timeout_seconds=settings.vonage_timeout_seconds,
@@ -237,6 +247,28 @@ def verify_client(settings: Settings) -> VerifyClient:
         api_secret=secret.get_secret_value() if secret else None,
         application_id=settings.vonage_application_id,
         private_key=key.get_secret_value() if key else None,
+    )
+
+
+def vonage_channels(settings: Settings) -> tuple[str, ...]:
+    """The channels of VERIFY_WORKFLOW that Vonage sends by (all but the Gateway's)."""
+    return tuple(c for c in settings.verify_workflow if c != GATEWAY_CHANNEL)
+
+
+def gateway_client(settings: Settings) -> GatewayClient | None:
+    """The Telegram Gateway client, when VERIFY_WORKFLOW starts with telegram."""
+    token = settings.telegram_gateway_token
+    if settings.verify_workflow[0] != GATEWAY_CHANNEL or token is None:
+        return None
+    return GatewayClient(
+        GatewayConfig(
+            base_url=settings.telegram_gateway_url,
+            token=token.get_secret_value(),
+            code_length=settings.verify_code_length,
+            ttl_seconds=settings.verify_channel_timeout,
+            timeout_seconds=settings.vonage_timeout_seconds,
+            callback_url=webhook.gateway_callback_url(settings),
+        )
     )
 
 
@@ -284,12 +316,12 @@ def _chat_locks(settings: Settings, application: BotApp, engine: AsyncEngine) ->
 
 @contextlib.asynccontextmanager
 async def sweeping(
-    login: LoginService, web: WebLogin | None, every: float, locks: ChatLocks | None
+    application: BotApp, web: WebLogin | None, every: float, locks: ChatLocks | None
 ) -> AsyncIterator[None]:
     """While inside: every few seconds, expire the codes nobody used (cancelling their Verify
-    requests), drop web login requests older than a day, and forget the handled updates too
-    old to be delivered again."""
-    task = asyncio.create_task(_sweep(login, web, every, locks), name="sweeper")
+    requests), send by SMS the Telegram codes not used in time, drop web login requests older
+    than a day, and forget the handled updates too old to be delivered again."""
+    task = asyncio.create_task(_sweep(application, web, every, locks), name="sweeper")
     try:
         yield
     finally:
@@ -299,12 +331,16 @@ async def sweeping(
 
 
 async def _sweep(
-    login: LoginService, web: WebLogin | None, every: float, locks: ChatLocks | None
+    application: BotApp, web: WebLogin | None, every: float, locks: ChatLocks | None
 ) -> None:
     while True:
         await asyncio.sleep(every)
         try:
-            await login.expire_due()
+            services = application.bot_data.services
+            if services is None:
+                continue
+            await services.login.expire_due()
+            await announce_fallbacks(application)
             if web is not None:
                 await web.purge()
             if locks is not None:

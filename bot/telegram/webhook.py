@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
@@ -24,7 +25,9 @@ from aiohttp import web
 from sqlalchemy import text
 
 from bot.app import ALLOWED_UPDATES
+from bot.clock import utcnow
 from bot.config import Settings
+from bot.login import gateway
 from bot.login.weblogin import WebLogin
 from bot.telegram.handlers.base import BotApp
 from bot.telegram.updates import NotAnUpdate, parse_update
@@ -34,6 +37,10 @@ from bot.web.server import http_server
 logger = logging.getLogger(__name__)
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name
+# Where the Telegram Gateway posts its delivery reports, on the bot's public base URL.
+GATEWAY_REPORT_PATH = "/gateway/report"
+# The report's fields this records: a delivery status is one of a few short words.
+_REPORT_STATUSES = frozenset({"sent", "delivered", "read", "expired", "revoked"})
 
 
 def webhook_routes(application: BotApp, *, path: str, secret: str) -> list[web.RouteDef]:
@@ -53,6 +60,54 @@ def webhook_routes(application: BotApp, *, path: str, secret: str) -> list[web.R
         return web.Response(text="ok")
 
     return [web.post(path, receive)]
+
+
+def gateway_report_routes(application: BotApp, *, path: str, token: str) -> list[web.RouteDef]:
+    """POST `path`: the Telegram Gateway's delivery reports, recorded in the
+    audit trail once their signature (`bot.login.gateway.report_is_genuine`) holds; a report
+    that is not signed with our token, or is stale, is refused with 403 and changes nothing."""
+
+    async def report(request: web.Request) -> web.Response:
+        body = await request.read()
+        genuine = gateway.report_is_genuine(
+            token,
+            timestamp=request.headers.get(gateway.TIMESTAMP_HEADER, ""),
+            signature=request.headers.get(gateway.SIGNATURE_HEADER, ""),
+            body=body,
+            now=utcnow().timestamp(),
+        )
+        if not genuine:
+            logger.warning("Refused a Gateway delivery report with a bad or stale signature")
+            return web.Response(status=403, text="forbidden")
+        try:
+            status = json.loads(body)
+        except ValueError:
+            status = None
+        request_id = status.get("request_id") if isinstance(status, dict) else None
+        delivery = status.get("delivery_status") if isinstance(status, dict) else None
+        state = delivery.get("status") if isinstance(delivery, dict) else None
+        if not isinstance(request_id, str) or not 0 < len(request_id) <= 64:
+            return web.Response(status=400, text="no request_id")
+        services = application.bot_data.services
+        if services is None:
+            return web.Response(status=503, text="starting")
+        known = state if isinstance(state, str) and state in _REPORT_STATUSES else "unknown"
+        await services.login.record_report(request_id, known)
+        return web.Response(text="ok")
+
+    return [web.post(path, report)]
+
+
+def gateway_callback_url(settings: Settings) -> str | None:
+    """Where the Gateway should post delivery reports: the bot's public base URL (the
+    webhook's origin, or OIDC_ISSUER) when it serves HTTP; None when it does not."""
+    if settings.webhook_url:
+        parts = urlsplit(settings.webhook_url)
+        return f"{parts.scheme}://{parts.netloc}{GATEWAY_REPORT_PATH}"
+    if settings.oidc_issuer:
+        # Under the issuer's path, as the OIDC endpoints are (the proxy passes it on).
+        return settings.oidc_issuer + GATEWAY_REPORT_PATH
+    return None
 
 
 def health_routes(application: BotApp) -> list[web.RouteDef]:
@@ -96,6 +151,11 @@ def web_serving(application: BotApp, settings: Settings) -> AbstractAsyncContext
     webhook when WEBHOOK_URL is set, the OIDC endpoints when OIDC_ISSUER is set. On exit it
     stops accepting, then waits for the requests (updates) being handled."""
     routes = health_routes(application) + oidc_edge_routes(application, settings)
+    token, callback = settings.telegram_gateway_token, gateway_callback_url(settings)
+    if token is not None and callback is not None:
+        routes += gateway_report_routes(
+            application, path=urlsplit(callback).path, token=token.get_secret_value()
+        )
     if settings.webhook_url and settings.webhook_secret is not None:
         routes += webhook_routes(
             application,

@@ -2,6 +2,7 @@
 
 * :class:`FakeTelegram` — a Telegram Bot API server (plain HTTP) for python-telegram-bot;
 * :class:`FakeVerify` — a Vonage Verify v2 server (HTTPS) for the ``vonage`` SDK;
+* :class:`FakeGateway` — a Telegram Gateway API server (plain HTTP) for the Gateway channel;
 * :class:`SandboxCA` — the throwaway CA behind ``FakeVerify``'s certificate.
 
 All servers listen on ``127.0.0.1`` on a random free port, inside the running asyncio event
@@ -9,6 +10,7 @@ loop; start them with ``await fake.start()`` / ``await fake.stop()`` or ``async 
 """
 
 from ._server import free_port
+from .gateway import FakeGateway, GatewayCall, GatewayMessage, GatewayRequest
 from .telegram import (
     ApiCall,
     CallbackAnswer,
@@ -24,9 +26,13 @@ __all__ = [
     "ApiCall",
     "CallbackAnswer",
     "Delivery",
+    "FakeGateway",
     "FakeTelegram",
     "FakeUser",
     "FakeVerify",
+    "GatewayCall",
+    "GatewayMessage",
+    "GatewayRequest",
     "PathKind",
     "SandboxCA",
     "SentMessage",

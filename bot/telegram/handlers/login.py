@@ -25,7 +25,7 @@ from telegram import (
     ReplyKeyboardRemove,
     Update,
 )
-from telegram.error import BadRequest
+from telegram.error import BadRequest, TelegramError
 from telegram.ext import (
     ApplicationHandlerStop,
     BaseHandler,
@@ -38,6 +38,7 @@ from bot import texts
 from bot.login import phone
 from bot.login.limits import Rule
 from bot.login.steps import (
+    GATEWAY_CHANNEL,
     CallResult,
     CodeResult,
     NoticeKind,
@@ -47,6 +48,7 @@ from bot.login.steps import (
 )
 from bot.telegram.handlers import weblogin
 from bot.telegram.handlers.base import (
+    BotApp,
     BotContext,
     is_private,
     message_of,
@@ -55,6 +57,7 @@ from bot.telegram.handlers.base import (
     private_button,
     reply,
 )
+from bot.telegram.services import Services
 
 logger = logging.getLogger(__name__)
 
@@ -71,14 +74,29 @@ _CODE_CHARS = re.compile(r"[\s\-]")
 RESEND_CALLBACK = "resend:"
 
 
-def code_keyboard(*, can_call: bool) -> InlineKeyboardMarkup:
-    """Buttons under the "code sent" message: a new code, or a call instead."""
+def code_keyboard(*, can_call: bool, on_gateway: bool = False) -> InlineKeyboardMarkup:
+    """Buttons under the "code sent" message: a new code, or a call instead (an SMS
+    instead, while the code is a Telegram one)."""
     buttons = [InlineKeyboardButton(texts.RESEND_BUTTON, callback_data=f"{RESEND_CALLBACK}new")]
-    if can_call:
+    if on_gateway:
+        buttons.append(
+            InlineKeyboardButton(texts.SMS_BUTTON, callback_data=f"{RESEND_CALLBACK}sms")
+        )
+    elif can_call:
         buttons.append(
             InlineKeyboardButton(texts.CALL_BUTTON, callback_data=f"{RESEND_CALLBACK}call")
         )
     return InlineKeyboardMarkup([buttons])
+
+
+def _how(workflow: tuple[str, ...], channel: str | None) -> str:
+    """How a code that goes by `channel` travels from now (the rest of VERIFY_WORKFLOW)."""
+    ahead = workflow[workflow.index(channel) :] if channel in workflow else workflow
+    return texts.CHANNELS.get(ahead, "by " + " then ".join(ahead))
+
+
+def _keyboard_for(services: Services, channel: str | None) -> InlineKeyboardMarkup:
+    return code_keyboard(can_call=services.can_call, on_gateway=channel == GATEWAY_CHANNEL)
 
 
 def contact_keyboard() -> ReplyKeyboardMarkup:
@@ -164,7 +182,7 @@ async def _answer_number_outcome(
     if result in (NumberResult.CODE_SENT, NumberResult.ALREADY_SENT):
         template = texts.CODE_SENT if result is NumberResult.CODE_SENT else texts.CODE_ALREADY_SENT
         expires = texts.hhmm(outcome.expires_at) if outcome.expires_at else "?"
-        buttons = code_keyboard(can_call=services.can_call)
+        buttons = _keyboard_for(services, outcome.channel)
         if update.callback_query is not None:
             await reply(update, texts.RESENT.format(number=pretty), reply_markup=buttons)
             return CODE
@@ -175,9 +193,9 @@ async def _answer_number_outcome(
             length=services.code_length,
             number=pretty,
             expires=expires,
-            how=texts.CHANNELS.get(services.workflow, "by " + " then ".join(services.workflow)),
+            how=_how(services.workflow, outcome.channel),
         )
-        hint = _resend_hint(services.resend_after, services.can_call)
+        hint = _resend_hint(services.resend_after, services.can_call, outcome.channel)
         await reply(
             update, texts.CODE_SENT_WITH_HINT.format(sent=text, hint=hint), reply_markup=buttons
         )
@@ -255,9 +273,13 @@ async def _reply_in_code_step(update: Update, text: str) -> None:
     await reply(update, text, reply_markup=ReplyKeyboardRemove())
 
 
-def _resend_hint(seconds: int, can_call: bool) -> str:
+def _resend_hint(seconds: int, can_call: bool, channel: str | None) -> str:
     when = texts.RESEND_HINT_WHEN.format(seconds=seconds) if seconds > 0 else ""
-    text = texts.RESEND_HINT.format(when=when, call=texts.RESEND_HINT_CALL if can_call else "")
+    if channel == GATEWAY_CHANNEL:
+        other = texts.RESEND_HINT_SMS
+    else:
+        other = texts.RESEND_HINT_CALL if can_call else ""
+    text = texts.RESEND_HINT.format(when=when, call=other)
     return text[0].upper() + text[1:] if not when else text
 
 
@@ -277,6 +299,24 @@ async def resend_button(update: Update, context: BotContext) -> None:
         await query.answer(texts.RESEND_TOO_SOON.format(seconds=wait), show_alert=True)
         return
     await query.answer()
+    if query.data == f"{RESEND_CALLBACK}sms":
+        outcome = await services.login.sms_instead(person.chat_id)
+        await notify_admins(context, outcome.alert)
+        if outcome.result is NumberResult.CODE_SENT:
+            await reply(
+                update,
+                _fell_back_text(services, outcome, texts.SMS_INSTEAD),
+                reply_markup=_keyboard_for(services, outcome.channel),
+            )
+            return
+        await _reply_in_code_step(
+            update,
+            {
+                NumberResult.NO_FLOW: texts.CODE_NOT_RUNNING,
+                NumberResult.BUSY: texts.BUSY,
+            }.get(outcome.result, texts.UNAVAILABLE),
+        )
+        return
     if query.data == f"{RESEND_CALLBACK}call":
         result = await services.login.call_instead(person.chat_id)
         await _reply_in_code_step(
@@ -299,6 +339,34 @@ async def resend_button(update: Update, context: BotContext) -> None:
     ):
         # The old request is gone and no new one started: the chat waits for its number.
         await reply(update, texts.RESEND_FAILED, reply_markup=contact_keyboard())
+
+
+def _fell_back_text(services: Services, outcome: NumberOutcome, template: str) -> str:
+    return template.format(
+        number=phone.pretty(outcome.phone_number or ""),
+        how=_how(services.workflow, outcome.channel),
+    )
+
+
+async def announce_fallbacks(application: BotApp) -> int:
+    """Send by Vonage the Telegram codes not used within VERIFY_CHANNEL_TIMEOUT, and tell
+    each chat (the sweeper runs this); returns how many."""
+    services = application.bot_data.services
+    if services is None:
+        return 0
+    done = await services.login.fall_back_due()
+    for chat_id, outcome in done:
+        try:
+            await application.bot.send_message(
+                chat_id,
+                _fell_back_text(services, outcome, texts.GATEWAY_TIMED_OUT),
+                reply_markup=_keyboard_for(services, outcome.channel),
+            )
+        except TelegramError as error:
+            logger.warning(
+                "Could not tell chat %s about its SMS: %s", chat_id, type(error).__name__
+            )
+    return len(done)
 
 
 async def cancel(update: Update, context: BotContext) -> int:
