@@ -298,4 +298,5 @@ PAGE_ERRORS = {
     ),
 }
 PAGE_ERROR_HINT = "Go back to the website and try again, or tell the website's owner."
+PAGE_TOO_LARGE = "The login request is too large to be read."
 PAGE_STARTING = "The login service is starting. Please try again in a moment."

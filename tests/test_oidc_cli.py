@@ -1,16 +1,17 @@
-"""`python -m bot clients ...` and `python -m bot oidc rotate-key`: registering the websites
-and rotating the signing key, with nothing but DATABASE_URL."""
+"""`python -m bot clients ...` and `python -m bot oidc rotate-key|retire-key`: registering the
+websites and rotating the signing key, with nothing but DATABASE_URL."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+from datetime import timedelta
 
 import jwt
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.db.models import OidcClient
+from bot.db.models import OidcClient, OidcKey
 from bot.demo.sandbox import FakeTelegram, FakeVerify
 from bot.login.oidc_clients import new_client_id
 from tests.helpers import (
@@ -154,6 +155,55 @@ async def test_rotate_key_signs_with_the_new_key_and_old_tokens_still_verify(
             issuer=provider.issuer,
         )
         assert claims["phone_number"] == "+447400123123"
+
+
+async def test_retire_key_unpublishes_a_rotated_out_key_once_its_tokens_expired(
+    provider: Provider,
+    tg: FakeTelegram,
+    verify: FakeVerify,
+    person: Browser,
+    database_url: str,
+    db: async_sessionmaker[AsyncSession],
+) -> None:
+    chat = Chat(tg, 1001)
+    await login(chat, verify)
+    env = {"DATABASE_URL": database_url}
+
+    async def published() -> set[str]:
+        async with person.http.get(f"{provider.issuer}/jwks") as response:
+            return {key["kid"] for key in (await response.json())["keys"]}
+
+    async def signing_kid() -> str:
+        page = await person.open(authorize_url(provider, provider.shop.client_id))
+        await tap(chat, await open_link(chat, page), str(page.number))
+        status, body = await exchange(provider, query_of(await person.answer(page))["code"])
+        assert status == 200
+        return str(jwt.get_unverified_header(body["id_token"])["kid"])
+
+    (first,) = await published()
+    refused = run_cli("oidc", "retire-key", first, env=env)
+    assert refused.returncode == 1
+    assert "is the current signing key; run `oidc rotate-key` first" in refused.stderr
+    second = run_cli("oidc", "rotate-key", env=env).stdout.split()[3].rstrip(":")
+    assert await published() == {first, second}
+    # Tokens the first key signed a moment ago are still valid for 5 minutes.
+    early = run_cli("oidc", "retire-key", first, env=env)
+    assert early.returncode == 1
+    assert f"ID tokens signed by {first} may still be valid; retire it after" in early.stderr
+    assert await published() == {first, second}
+    # Six minutes later (the keys' ages are what counts):
+    async with db.begin() as session:
+        for key in (await session.execute(select(OidcKey))).scalars():
+            key.created_at -= timedelta(minutes=6)
+    retired = run_cli("oidc", "retire-key", first, env=env)
+    assert retired.returncode == 0, retired.stderr
+    assert retired.stdout == f"Retired signing key {first}: the JWKS no longer publishes it.\n"
+    assert await published() == {second}
+    assert await signing_kid() == second
+    assert run_cli("oidc", "retire-key", second, env=env).returncode == 1
+    unknown = run_cli("oidc", "retire-key", first, env=env)
+    assert (unknown.returncode, unknown.stderr) == (1, f"error: no stored signing key {first}\n")
+    assert await published() == {second}
 
 
 async def test_web_logins_show_in_events_and_in_stats_per_client(

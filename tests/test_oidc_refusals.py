@@ -7,16 +7,21 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 import jwt
 import pytest
-from sqlalchemy import select
+from authlib.common.security import generate_token
+from authlib.integrations.httpx_client import AsyncOAuth2Client, OAuthError
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db.models import AuthEvent, LoginFlow, OidcRequest
 from bot.demo.sandbox import FakeTelegram, FakeVerify
+from bot.web.oidc import MAX_FORM
 from tests.helpers import (
     APP_CALLBACK,
     SHOP_CALLBACK,
@@ -424,5 +429,109 @@ async def test_forget_erases_the_web_logins_of_the_chat(
     confirm = (await ada.send("/forget"))[0]
     ada.tg.click(confirm, "Yes, erase everything")
     await ada.tg.wait_for(lambda: confirm.edited, 10)
+    async with db() as session:
+        assert (await session.execute(select(OidcRequest))).first() is None
+
+
+async def test_the_token_endpoint_itself_requires_pkce_from_a_public_client(
+    provider: Provider, ada: Chat, person: Browser, db: async_sessionmaker[AsyncSession]
+) -> None:
+    verifier = generate_token(48)
+    async with AsyncOAuth2Client(
+        provider.app.client_id,
+        scope="openid phone",
+        redirect_uri=APP_CALLBACK,
+        code_challenge_method="S256",
+        token_endpoint_auth_method="none",
+    ) as client:
+        url, _ = client.create_authorization_url(
+            f"{provider.issuer}/authorize", code_verifier=verifier
+        )
+        page = await person.open(url)
+        await tap(ada, await open_link(ada, page), str(page.number))
+        location = await person.answer(page)
+        # A code of a public client's request that carries no challenge (whatever let it
+        # through): the token endpoint does not take the authorization endpoint's word for it.
+        async with db.begin() as session:
+            await session.execute(update(OidcRequest).values(code_challenge=None))
+        with pytest.raises(OAuthError) as refused:
+            await client.fetch_token(f"{provider.issuer}/token", authorization_response=location)
+    assert refused.value.error == "invalid_grant"
+    assert refused.value.description == "a public client must use PKCE (code_verifier)"
+    assert "pkce_missing" in await refusals(db)
+
+
+async def test_a_verifier_without_a_challenge_is_refused(
+    provider: Provider, ada: Chat, person: Browser, db: async_sessionmaker[AsyncSession]
+) -> None:
+    async with AsyncOAuth2Client(
+        provider.shop.client_id,
+        provider.shop.client_secret,
+        scope="openid",
+        redirect_uri=SHOP_CALLBACK,
+    ) as client:
+        url, _ = client.create_authorization_url(f"{provider.issuer}/authorize")
+        page = await person.open(url)
+        await tap(ada, await open_link(ada, page), str(page.number))
+        with pytest.raises(OAuthError) as refused:
+            await client.fetch_token(
+                f"{provider.issuer}/token",
+                authorization_response=await person.answer(page),
+                code_verifier=VERIFIER,
+            )
+    assert refused.value.error == "invalid_grant"
+    assert "pkce_unexpected" in await refusals(db)
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+async def test_an_oversized_token_request_is_refused_unread_and_changes_nothing(
+    provider: Provider, ada: Chat, person: Browser, chunked: bool
+) -> None:
+    code, _ = await approved_code(provider, person, ada)
+    form = urlencode(
+        {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": SHOP_CALLBACK,
+            "padding": "x" * (MAX_FORM + 1),
+        }
+    ).encode()
+
+    async def pieces() -> AsyncIterator[bytes]:
+        for start in range(0, len(form), 8192):
+            yield form[start : start + 8192]
+
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            f"{provider.issuer}/token",
+            data=pieces() if chunked else form,
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "Authorization": aiohttp.encode_basic_auth(
+                    provider.shop.client_id, provider.shop.client_secret or ""
+                ),
+            },
+        ) as response,
+    ):
+        assert response.status == 413
+        assert await response.json() == {
+            "error": "invalid_request",
+            "error_description": f"the request body is larger than {MAX_FORM} bytes",
+        }
+    # The code was not spent: the website's own request still gets its tokens.
+    assert (await exchange(provider, code))[0] == 200
+
+
+async def test_an_oversized_authorization_form_is_refused_and_opens_nothing(
+    provider: Provider, person: Browser, db: async_sessionmaker[AsyncSession]
+) -> None:
+    form = dict(query_of(authorize_url(provider, provider.shop.client_id)))
+    form["nonce"] = "n" * (MAX_FORM + 1)
+    async with person.http.post(
+        f"{provider.issuer}/authorize", data=form, allow_redirects=False
+    ) as response:
+        assert response.status == 413
+        assert "too large" in await response.text()
     async with db() as session:
         assert (await session.execute(select(OidcRequest))).first() is None

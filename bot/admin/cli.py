@@ -16,7 +16,7 @@ from typing import TextIO
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, ProgrammingError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.admin import reports
 from bot.admin.service import (
@@ -34,6 +34,7 @@ from bot.db.models import AuthEvent, VerifiedUser
 from bot.login import oidc_keys
 from bot.login.audit import Audit
 from bot.login.oidc_clients import ClientInfo, Clients
+from bot.login.weblogin import ID_TOKEN_TTL
 
 EXIT_USAGE = 2
 
@@ -94,7 +95,7 @@ def _add_json_forms(
 
 
 def _add_oidc_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """`clients add|list|remove` and `oidc rotate-key` (logging in to websites)."""
+    """`clients add|list|remove` and `oidc rotate-key|retire-key` (logging in to websites)."""
     clients = commands.add_parser(
         "clients",
         help="websites that log their users in through the bot (OpenID Connect)",
@@ -136,6 +137,13 @@ def _add_oidc_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
         description="Add a new ID token signing key: it signs from now on, and the JWKS "
         "publishes it with the older ones, so tokens they signed still verify.",
     )
+    retire = oidc_commands.add_parser(
+        "retire-key",
+        help="stop publishing a rotated-out signing key",
+        description="Remove an older signing key from the JWKS, once the ID tokens it signed "
+        "have expired. The key that signs now is never retired: rotate-key first.",
+    )
+    retire.add_argument("kid", help="the key's id (the `kid` in the JWKS)")
 
 
 def run_admin_command(args: argparse.Namespace, settings: ReportSettings) -> int:
@@ -431,8 +439,32 @@ def client_record(client: ClientInfo) -> dict[str, object]:
     }
 
 
+async def _retire_key(sessions: async_sessionmaker[AsyncSession], kid: str) -> int:
+    done = await oidc_keys.retire(sessions, kid, token_ttl=ID_TOKEN_TTL)
+    if done.result is oidc_keys.Retired.RETIRED:
+        print(f"Retired signing key {kid}: the JWKS no longer publishes it.")
+        return 0
+    if done.result is oidc_keys.Retired.UNKNOWN:
+        print(f"error: no stored signing key {kid}", file=sys.stderr)
+    elif done.result is oidc_keys.Retired.CURRENT:
+        print(
+            f"error: {kid} is the current signing key; run `oidc rotate-key` first",
+            file=sys.stderr,
+        )
+    else:
+        assert done.after is not None
+        print(
+            f"error: ID tokens signed by {kid} may still be valid; "
+            f"retire it after {done.after:%Y-%m-%d %H:%M:%S} UTC",
+            file=sys.stderr,
+        )
+    return 1
+
+
 async def _oidc_command(engine: AsyncEngine, args: argparse.Namespace) -> int:
     sessions = make_sessionmaker(engine)
+    if args.command == "oidc" and args.oidc_command == "retire-key":
+        return await _retire_key(sessions, args.kid)
     if args.command == "oidc":
         kid = await oidc_keys.rotate(sessions)
         print(f"New signing key {kid}: it signs ID tokens from now on; older keys stay published.")

@@ -68,6 +68,11 @@ async def add_key(session: AsyncSession, *, kid: str, private_pem: str, at: date
     session.add(OidcKey(kid=kid, private_pem=private_pem, created_at=at))
 
 
+async def delete_key(session: AsyncSession, *, kid: str) -> None:
+    """Remove a signing key (it is no longer published)."""
+    await session.execute(delete(OidcKey).where(OidcKey.kid == kid))
+
+
 async def get_secret(session: AsyncSession, *, name: str) -> str | None:
     """A stored provider secret, if it was made already."""
     secret = await session.get(OidcSecret, name)

@@ -3,18 +3,21 @@ their `kid`) and the secret behind the pairwise subject identifiers.
 
 Every key lives in the database, so all processes sign with the same one and publish the same
 set: the first start generates one; `python -m bot oidc rotate-key` adds a newer one, which
-signs from then on while the older ones stay published (tokens they signed still verify).
-`OIDC_SIGNING_KEY`, when set, signs instead of the stored keys, which stay published.
+signs from then on while the older ones stay published (tokens they signed still verify);
+`python -m bot oidc retire-key KID` removes an older one once the tokens it signed have
+expired. `OIDC_SIGNING_KEY`, when set, signs instead of the stored keys, which stay published.
 """
 
 from __future__ import annotations
 
 import base64
+import enum
 import hashlib
 import hmac
 import secrets
 from collections.abc import Callable
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from joserfc import jwt
@@ -63,6 +66,48 @@ async def rotate(
     async with sessions.begin() as session:
         await oidc_repo.add_key(session, kid=kid, private_pem=pem, at=clock())
     return kid
+
+
+class Retired(enum.Enum):
+    """What became of `retire-key`."""
+
+    RETIRED = enum.auto()
+    UNKNOWN = enum.auto()  # no stored key has that kid
+    CURRENT = enum.auto()  # the newest stored key: it signs (unless OIDC_SIGNING_KEY is set)
+    STILL_VALID = enum.auto()  # tokens it signed may not have expired yet
+
+
+@dataclass(frozen=True, slots=True)
+class Retirement:
+    """The answer to `retire-key`; `after` is when a STILL_VALID key may be retired."""
+
+    result: Retired
+    after: datetime | None = None
+
+
+async def retire(
+    sessions: async_sessionmaker[AsyncSession],
+    kid: str,
+    *,
+    token_ttl: timedelta,
+    clock: Callable[[], datetime] = utcnow,
+) -> Retirement:
+    """Stop publishing a rotated-out key. The key that signs is never retired, nor one whose
+    tokens (signed until the next key was added, valid `token_ttl` after that) may still be
+    presented: a website checking one would no longer find its key."""
+    async with sessions.begin() as session:
+        await oidc_repo.lock(session, name="setup")
+        stored = list(await oidc_repo.keys(session))
+        found = next((i for i, row in enumerate(stored) if row.kid == kid), None)
+        if found is None:
+            return Retirement(Retired.UNKNOWN)
+        if found == 0:
+            return Retirement(Retired.CURRENT)
+        after = stored[found - 1].created_at + token_ttl
+        if clock() < after:
+            return Retirement(Retired.STILL_VALID, after)
+        await oidc_repo.delete_key(session, kid=kid)
+    return Retirement(Retired.RETIRED)
 
 
 class ProviderKeys:

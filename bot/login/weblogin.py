@@ -808,6 +808,11 @@ class WebLogin:
                 return "pkce_mismatch", "code_verifier does not match the code_challenge"
         elif request.code_verifier:
             return "pkce_unexpected", "code_verifier given but no code_challenge was sent"
+        elif client.secret_hash is None:
+            # The authorization endpoint already refuses a public client without PKCE; the
+            # token endpoint does not rely on it (a code without a challenge, from any cause,
+            # would be usable by whoever intercepted it).
+            return "pkce_missing", "a public client must use PKCE (code_verifier)"
         return None
 
     async def userinfo(self, access_token: str) -> dict[str, Any] | None:

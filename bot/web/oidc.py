@@ -43,7 +43,8 @@ logger = logging.getLogger(__name__)
 
 COOKIE_PREFIX = "login-"
 COOKIE_SECONDS = 600
-# Anything a browser or a website sends here is small.
+# Anything a browser or a website sends here is small; a larger body is refused unread (by
+# its Content-Length) or as soon as it is known to be larger.
 MAX_FORM = 64 * 1024
 
 _JSON_HEADERS = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -90,8 +91,12 @@ def oidc_routes(issuer: str, edge: OidcEdge) -> list[web.RouteDef]:
     async def authorize(request: web.Request, login: WebLogin, bot: str) -> web.StreamResponse:
         params: list[tuple[str, str]] = list(request.query.items())
         if request.method == "POST":
-            form = await request.post()
-            params = [(k, v) for k, v in form.items() if isinstance(v, str)]
+            form = await _form(request)
+            if form is None:
+                return _html(
+                    pages.message_page(texts.PAGE_ERROR_TITLE, texts.PAGE_TOO_LARGE), status=413
+                )
+            params = form
         ip = client_ip(
             request.remote, request.headers.getall("X-Forwarded-For", []), edge.trusted_proxies
         )
@@ -157,8 +162,10 @@ def oidc_routes(issuer: str, edge: OidcEdge) -> list[web.RouteDef]:
         return web.json_response({"status": state.view.name.lower()}, headers=_JSON_HEADERS)
 
     async def token(request: web.Request, login: WebLogin, _: str) -> web.StreamResponse:
-        form = await request.post()
-        fields = {k: v for k, v in form.items() if isinstance(v, str)}
+        form = await _form(request)
+        if form is None:
+            return _token_error(_TOO_LARGE)
+        fields = dict(form)
         try:
             basic = _basic_credentials(request.headers.get("Authorization"))
         except ValueError:
@@ -191,9 +198,10 @@ def oidc_routes(issuer: str, edge: OidcEdge) -> list[web.RouteDef]:
         header = request.headers.get("Authorization", "")
         scheme, _, access_token = header.partition(" ")
         if scheme.lower() != "bearer" and request.method == "POST":
-            form = await request.post()
-            value = form.get("access_token")
-            access_token = value if isinstance(value, str) else ""
+            form = await _form(request)
+            if form is None:
+                return _token_error(_TOO_LARGE)
+            access_token = dict(form).get("access_token", "")
         elif scheme.lower() != "bearer":
             access_token = ""
         if not access_token:
@@ -228,6 +236,26 @@ def oidc_routes(issuer: str, edge: OidcEdge) -> list[web.RouteDef]:
         web.post(f"{base}/userinfo", started(userinfo)),
         web.options(f"{base}/userinfo", preflight),
     ]
+
+
+_TOO_LARGE = TokenError(
+    "invalid_request", f"the request body is larger than {MAX_FORM} bytes", status=413
+)
+
+
+async def _form(request: web.Request) -> list[tuple[str, str]] | None:
+    """The text fields of a form POST; None when its body is larger than MAX_FORM (a
+    declared Content-Length is refused before reading anything)."""
+    if request.content_length is not None and request.content_length > MAX_FORM:
+        return None
+    try:
+        body = await request.read()  # at most the server's MAX_BODY, then 413
+    except web.HTTPRequestEntityTooLarge:
+        return None
+    if len(body) > MAX_FORM:
+        return None
+    form = await request.post()  # parses the body read above
+    return [(key, value) for key, value in form.items() if isinstance(value, str)]
 
 
 def _html(body: str, *, status: int = 200, nonce: str | None = None) -> web.Response:
