@@ -16,7 +16,7 @@ import jwt
 import pytest
 from authlib.common.security import generate_token
 from authlib.integrations.httpx_client import AsyncOAuth2Client, OAuthError
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db.models import AuthEvent, LoginFlow, OidcRequest
@@ -94,7 +94,8 @@ async def test_an_unregistered_redirect_uri_gets_an_error_page_and_is_never_redi
         assert (status, location) == (400, None)
         assert "not registered" in body
         assert "evil.example" not in body
-    assert await refusals(db) == ["unregistered_redirect_uri"] * 3
+    # One address refused thrice for the same reason: recorded once (see the flood test).
+    assert await refusals(db) == ["unregistered_redirect_uri"]
 
 
 async def test_an_unknown_client_gets_an_error_page(
@@ -188,6 +189,119 @@ class TestLimits:
             assert response.status == 200
         assert await refusals(db) == ["rate_limited_ip"]
 
+    async def test_a_flood_of_refused_requests_records_each_refusal_once_per_address(
+        self, provider: Provider, person: Browser, db: async_sessionmaker[AsyncSession]
+    ) -> None:
+        shop = authorize_url(provider, provider.shop.client_id)
+        authorize = [
+            authorize_url(provider, "no-such-client"),
+            authorize_url(provider, provider.shop.client_id, redirect_uri="https://evil.example"),
+            authorize_url(provider, provider.shop.client_id, response_type="token"),
+            shop,  # the first two open requests, the rest are over the address's limit
+        ]
+        token = [
+            ("no-such-client", "secret", "some-code"),
+            (provider.shop.client_id, "not-the-secret", "some-code"),
+            (provider.app.client_id, "", "made-up-code"),
+        ]
+
+        async def flood(address: str) -> None:
+            forwarded = {"X-Forwarded-For": address}
+            for _ in range(8):
+                for url in authorize:
+                    async with person.http.get(
+                        url, allow_redirects=False, headers=forwarded
+                    ) as response:
+                        assert response.status in (200, 302, 400)
+                for client_id, secret, code in token:
+                    async with person.http.post(
+                        f"{provider.issuer}/token",
+                        data={
+                            "grant_type": "authorization_code",
+                            "code": code,
+                            "redirect_uri": APP_CALLBACK,
+                            "client_id": client_id,
+                            **({"client_secret": secret} if secret else {}),
+                        },
+                        headers=forwarded,
+                    ) as response:
+                        assert response.status in (400, 401)
+
+        async def events() -> list[str]:
+            async with db() as session:
+                rows = await session.execute(select(AuthEvent.event))
+            return sorted(rows.scalars())
+
+        # (An unknown client is one reason, at /authorize or at /token.)
+        kinds = [
+            "unknown_client",
+            "unregistered_redirect_uri",
+            "unsupported_response_type",
+            "rate_limited_ip",
+            "bad_client_secret",
+            "code_unknown",
+        ]
+        await flood("203.0.113.7")
+        assert sorted(await refusals(db)) == sorted(kinds)
+        assert await events() == ["web_refused"] * 6 + ["web_request_opened"] * 2
+        # Another address's refusals are recorded too (once each).
+        await flood("198.51.100.23")
+        assert sorted(await refusals(db)) == sorted(kinds * 2)
+        async with db() as session:
+            assert await session.scalar(select(func.count()).select_from(AuthEvent)) == 16
+
+    async def test_ipv6_addresses_are_counted_per_64_and_mapped_ipv4_as_ipv4(
+        self, provider: Provider, person: Browser
+    ) -> None:
+        url = authorize_url(provider, provider.shop.client_id)
+
+        async def status_from(address: str) -> int:
+            async with person.http.get(
+                url, allow_redirects=False, headers={"X-Forwarded-For": address}
+            ) as response:
+                return response.status
+
+        same_64 = ["2001:db8:1:2::1", "2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2:3::4"]
+        assert [await status_from(address) for address in same_64] == [200, 200, 302]
+        assert await status_from("2001:db8:1:3::1") == 200
+        assert [await status_from("192.0.2.9") for _ in range(2)] == [200, 200]
+        assert await status_from("::ffff:192.0.2.9") == 302
+
+
+class TestSharedLimits:
+    @pytest.fixture
+    def provider_settings(self) -> dict[str, Any]:
+        return {
+            "limit_web_requests_per_ip_per_hour": 5,
+            "limit_web_requests_per_client_per_hour": 10,
+        }
+
+    async def test_addresses_at_their_own_limit_cannot_lock_everyone_else_out(
+        self, provider: Provider, person: Browser, db: async_sessionmaker[AsyncSession]
+    ) -> None:
+        url = authorize_url(provider, provider.shop.client_id)
+
+        async def open_from(address: str) -> str | None:
+            """The error a request from this address gets (None: the page opened)."""
+            async with person.http.get(
+                url, allow_redirects=False, headers={"X-Forwarded-For": address}
+            ) as response:
+                if response.status == 200:
+                    return None
+                assert response.status == 302
+                return query_of(response.headers["Location"])["error"]
+
+        # Two addresses open as many requests as each may: the website's hourly cap is spent.
+        for address in ("203.0.113.1", "203.0.113.2"):
+            assert [await open_from(address) for _ in range(5)] == [None] * 5
+        assert await open_from("203.0.113.1") == "temporarily_unavailable"
+        # Everybody else still gets in, a few requests an hour per address...
+        for address in ("198.51.100.1", "2001:db8:7::1"):
+            assert [await open_from(address) for _ in range(3)] == [None] * 3
+            # ... and no more while the website is over its cap.
+            assert await open_from(address) == "temporarily_unavailable"
+        assert sorted(set(await refusals(db))) == ["rate_limited_client", "rate_limited_ip"]
+
 
 # ---- the deep link and the confirmation in Telegram -------------------------------------
 
@@ -200,6 +314,15 @@ async def test_an_unknown_link_gets_a_clear_answer_and_starts_nothing(
     assert answer.startswith("I don't know that login link.")
     async with db() as session:
         assert (await session.execute(select(LoginFlow))).first() is None
+
+
+async def test_a_replayed_unknown_link_is_recorded_once(
+    provider: Provider, tg: FakeTelegram, db: async_sessionmaker[AsyncSession]
+) -> None:
+    chat = Chat(tg, 1005)
+    for _ in range(4):
+        assert (await chat.say("/start c29tZXRoaW5nLWVsc2U")).startswith("I don't know")
+    assert await refusals(db) == ["link_unknown"]
 
 
 async def test_an_expired_link_is_refused_and_the_page_offers_to_start_again(

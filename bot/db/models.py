@@ -135,6 +135,7 @@ class AuthEvent(Base):
         Index("ix_auth_events_chat_id_at", "chat_id", "at"),
         Index("ix_auth_events_number_hash_at", "number_hash", "at"),
         Index("ix_auth_events_event_at", "event", "at"),
+        Index("ix_auth_events_ip_hash_at", "ip_hash", "at"),
     )
 
     id: Mapped[int] = mapped_column(
@@ -151,6 +152,9 @@ class AuthEvent(Base):
     region: Mapped[str | None] = mapped_column(String(3))
     request_id: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[str | None] = mapped_column(String(64))
+    # The web login's events: the keyed hash of the address (as `oidc_requests.ip_hash`), so
+    # that a flood of refusals from one address is recorded once a window.
+    ip_hash: Mapped[str | None] = mapped_column(String(64))
 
 
 class ChatNotice(Base):

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Select, bindparam, delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.sql.elements import ColumnElement
 
 from bot.db.locks import OIDC_NAMESPACE
-from bot.db.models import OidcClient, OidcKey, OidcRequest, OidcSecret
+from bot.db.models import AuthEvent, OidcClient, OidcKey, OidcRequest, OidcSecret
 
 # ---- clients ------------------------------------------------------------------------------
 
@@ -166,6 +169,36 @@ async def count_requests(
     if ip_hash is not None:
         query = query.where(OidcRequest.ip_hash == ip_hash)
     return int(await session.scalar(query) or 0)
+
+
+async def refusal_recorded(
+    session: AsyncSession,
+    *,
+    event: str,
+    detail: str,
+    chat_id: int,
+    request_id: str | None,
+    ip_hash: str | None,
+    since: datetime,
+) -> bool:
+    """Whether the same event (detail, chat, request, address) was recorded after a time."""
+
+    def same(column: InstrumentedAttribute[Any], value: object) -> ColumnElement[bool]:
+        return column.is_(None) if value is None else column == value
+
+    query = (
+        select(AuthEvent.id)
+        .where(
+            same(AuthEvent.ip_hash, ip_hash),
+            AuthEvent.at > since,
+            AuthEvent.event == event,
+            AuthEvent.chat_id == chat_id,
+            AuthEvent.detail == detail,
+            same(AuthEvent.request_id, request_id),
+        )
+        .limit(1)
+    )
+    return await session.scalar(query) is not None
 
 
 async def purge_requests(session: AsyncSession, *, before: datetime) -> int:

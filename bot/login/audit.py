@@ -68,6 +68,7 @@ class Audit:
         e164: str | None = None,
         request_id: str | None = None,
         detail: str | None = None,
+        ip_hash: str | None = None,
     ) -> None:
         """Append one event in the session's transaction."""
         await repo.add_events(
@@ -80,6 +81,7 @@ class Audit:
                     e164=e164,
                     request_id=request_id,
                     detail=detail,
+                    ip_hash=ip_hash,
                 )
             ],
         )
@@ -94,10 +96,12 @@ class Audit:
         number: phone.PhoneNumber | None = None,
         request_id: str | None = None,
         detail: str | None = None,
+        ip_hash: str | None = None,
     ) -> dict[str, object]:
         """One event as a row for `repo.add_events` (several are written in one statement).
         The number is `number` when the caller has it parsed, else `e164`, parsed here for
-        its calling code and region."""
+        its calling code and region. `ip_hash` is a web request's address, as the web login
+        stores it (keyed hash)."""
         if number is None and e164:
             number = phone.parse(e164)
         if number is not None:
@@ -113,4 +117,5 @@ class Audit:
             "region": number.region if number else None,
             "request_id": request_id,
             "detail": detail[:64] if detail else None,
+            "ip_hash": ip_hash,
         }

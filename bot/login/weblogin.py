@@ -22,6 +22,7 @@ import base64
 import enum
 import hashlib
 import hmac
+import ipaddress
 import logging
 import re
 import secrets
@@ -62,6 +63,16 @@ MAX_PARAM = 512
 _PKCE_CHARS = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
 _TOKEN_CHARS = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _HOUR = timedelta(hours=1)
+# IPv6 addresses are counted per /64: one subscriber (one home, one server) usually holds a
+# whole /64 and could otherwise open requests from billions of "addresses".
+IPV6_LIMIT_PREFIX = 64
+# Over the website's hourly cap, an address still opens this many requests an hour, so that
+# addresses flooding up to their own limit cannot lock out everyone else.
+REQUESTS_PER_IP_OVER_CLIENT_CAP = 3
+# A refusal that changes nothing (a bad request, a wrong secret, a replayed link) is recorded
+# once per address (or chat), request, reason and this window: a flood of them must not grow
+# the audit trail without limit.
+REFUSALS_ONCE_PER = timedelta(hours=1)
 
 
 class Status(enum.StrEnum):
@@ -100,6 +111,22 @@ def link_token(browser_secret: str) -> str:
     A-Za-z0-9_-, as Telegram's `start` parameter allows)."""
     digest = hmac.new(browser_secret.encode(), b"telegram deep link", hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def limit_address(client_ip: str) -> str:
+    """What the per-address limit counts a client address as: an IPv4 address itself (also
+    when written IPv4-mapped), an IPv6 address its /64; anything else (a Unix socket's peer)
+    as it is."""
+    try:
+        address = ipaddress.ip_address(client_ip)
+    except ValueError:
+        return client_ip
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    if isinstance(address, ipaddress.IPv6Address):
+        network = ipaddress.IPv6Network((address, IPV6_LIMIT_PREFIX), strict=False)
+        return str(network)
+    return str(address)
 
 
 def pkce_matches(verifier: str, challenge: str) -> bool:
@@ -268,6 +295,7 @@ class TokenRequest:
     client_id: str | None
     client_secret: str | None
     basic: tuple[str, str] | None = None
+    client_ip: str = "unknown"  # the caller's address (its refusals are recorded once a window)
 
 
 @dataclass(frozen=True, slots=True)
@@ -382,6 +410,7 @@ class WebLogin:
             values[key] = value
         client_id = values.get("client_id")
         redirect_uri = values.get("redirect_uri")
+        ip_hash = self._ip_hash(client_ip)
         async with self._readers() as session:
             client = (
                 await oidc_repo.get_client(session, client_id=client_id)
@@ -389,13 +418,13 @@ class WebLogin:
                 else None
             )
         if client is None or "client_id" in repeated:
-            return await self._error_page("unknown_client", client_id)
+            return await self._error_page("unknown_client", None, ip_hash)
         if (
             redirect_uri is None
             or "redirect_uri" in repeated
             or redirect_uri not in redirect_uris_of(client)
         ):
-            return await self._error_page("unregistered_redirect_uri", client.client_id)
+            return await self._error_page("unregistered_redirect_uri", client.client_id, ip_hash)
         state = values.get("state")
 
         def refuse(error: str, description: str) -> ErrorRedirect:
@@ -403,13 +432,12 @@ class WebLogin:
 
         problem = self._request_problem(values, repeated, public=client.secret_hash is None)
         if problem is not None:
-            await self._record_refusal(client.client_id, problem[0])
+            await self._record_refusal(client.client_id, problem[0], ip_hash)
             return refuse(*problem)
         scope = " ".join(s for s in SCOPES if s in values["scope"].split())
         browser_secret = secrets.token_urlsafe(32)
         token = link_token(browser_secret)
         now = self._now()
-        ip_hash = self._audit.hash(f"ip:{client_ip}")
         row = OidcRequest(
             id=secrets.token_urlsafe(16),
             client_id=client.client_id,
@@ -429,29 +457,24 @@ class WebLogin:
             status=Status.PENDING,
         )
         async with self._sessions.begin() as session:
-            # Counted in the database, so the limits hold across processes.
+            # Counted in the database, so the limits hold across processes (the address
+            # first, then the website: every transaction takes them in this order).
+            await oidc_repo.lock(session, name=f"ip:{ip_hash}")
             await oidc_repo.lock(session, name=f"client:{client.client_id}")
-            since = now - _HOUR
-            limited = None
-            if (
-                await oidc_repo.count_requests(session, since=since, ip_hash=ip_hash)
-                >= self._policy.requests_per_ip_per_hour
-            ):
-                limited = "rate_limited_ip"
-            elif (
-                await oidc_repo.count_requests(session, since=since, client_id=client.client_id)
-                >= self._policy.requests_per_client_per_hour
-            ):
-                limited = "rate_limited_client"
+            limited = await self._limited(session, client.client_id, ip_hash, now)
             if limited is None:
                 await oidc_repo.add_request(session, request=row)
-            await self._audit.record(
-                session,
-                Event.WEB_REFUSED if limited else Event.WEB_REQUEST_OPENED,
-                chat_id=0,
-                request_id=row.id,
-                detail=_detail(client.client_id, limited),
-            )
+                await self._audit.record(
+                    session,
+                    Event.WEB_REQUEST_OPENED,
+                    chat_id=0,
+                    request_id=row.id,
+                    detail=_detail(client.client_id, None),
+                )
+            else:
+                await self._refusal(
+                    session, None, limited, client_id=client.client_id, ip_hash=ip_hash
+                )
         if limited is not None:
             logger.info(
                 "Authorization request for client %s refused: %s", client.client_id, limited
@@ -459,6 +482,25 @@ class WebLogin:
             return refuse("temporarily_unavailable", "too many login requests; try again later")
         logger.info("Authorization request %s opened for client %s", row.id, client.client_id)
         return Opened(self._page(row, client, browser_secret), browser_secret)
+
+    async def _limited(
+        self, session: AsyncSession, client_id: str, ip_hash: str, now: datetime
+    ) -> str | None:
+        """Which limit refuses a new request from this address to this website, if any."""
+        since = now - _HOUR
+        from_address = await oidc_repo.count_requests(session, since=since, ip_hash=ip_hash)
+        if from_address >= self._policy.requests_per_ip_per_hour:
+            return "rate_limited_ip"
+        if from_address < REQUESTS_PER_IP_OVER_CLIENT_CAP:
+            return None
+        to_client = await oidc_repo.count_requests(session, since=since, client_id=client_id)
+        if to_client >= self._policy.requests_per_client_per_hour:
+            return "rate_limited_client"
+        return None
+
+    def _ip_hash(self, client_ip: str) -> str:
+        """How a client address is stored (keyed hash of what the limit counts)."""
+        return self._audit.hash(f"ip:{limit_address(client_ip)}")
 
     def _request_problem(
         self, values: dict[str, str], repeated: set[str], *, public: bool
@@ -700,7 +742,8 @@ class WebLogin:
         """The token endpoint: authenticate the client, then trade a code for tokens. A code
         works once, within 60 seconds, for its client, redirect URI and PKCE verifier; using
         it again revokes the access token it gave."""
-        client = await self._authenticate(request)
+        ip_hash = self._ip_hash(request.client_ip)
+        client = await self._authenticate(request, ip_hash)
         if isinstance(client, TokenError):
             return client
         if request.grant_type != "authorization_code":
@@ -720,11 +763,15 @@ class WebLogin:
                     row.token_expires_at = None
                 elif row is not None and row.client_id == client.client_id:
                     await oidc_repo.claim_code(session, request_id=row.id, now=now)
-                await self._refusal(session, row, reason, client_id=client.client_id)
+                await self._refusal(
+                    session, row, reason, client_id=client.client_id, ip_hash=ip_hash
+                )
                 return TokenError("invalid_grant", description)
             assert row is not None
             if not await oidc_repo.claim_code(session, request_id=row.id, now=now):
-                await self._refusal(session, row, "code_reused", client_id=client.client_id)
+                await self._refusal(
+                    session, row, "code_reused", client_id=client.client_id, ip_hash=ip_hash
+                )
                 return TokenError("invalid_grant", "the code was already used")
             access_token = secrets.token_urlsafe(32)
             row.token_hash = secret_hash(access_token)
@@ -758,7 +805,7 @@ class WebLogin:
             scope=row.scope,
         )
 
-    async def _authenticate(self, request: TokenRequest) -> OidcClient | TokenError:
+    async def _authenticate(self, request: TokenRequest, ip_hash: str) -> OidcClient | TokenError:
         """The client of a token request: client_secret_basic, client_secret_post, or a
         public client identified by client_id alone (its code then needs PKCE)."""
         if request.basic is not None and (
@@ -774,15 +821,15 @@ class WebLogin:
         async with self._readers() as session:
             client = await oidc_repo.get_client(session, client_id=client_id)
         if client is None:
-            await self._record_refusal(None, "unknown_client")
+            await self._record_refusal(None, "unknown_client", ip_hash)
             return unauthorized
         if client.secret_hash is None:
             if secret:
-                await self._record_refusal(client.client_id, "public_client_secret")
+                await self._record_refusal(client.client_id, "public_client_secret", ip_hash)
                 return unauthorized
             return client
         if not secret or not secret_matches(client, secret):
-            await self._record_refusal(client.client_id, "bad_client_secret")
+            await self._record_refusal(client.client_id, "bad_client_secret", ip_hash)
             return unauthorized
         return client
 
@@ -852,15 +899,21 @@ class WebLogin:
         async with self._sessions.begin() as session:
             await oidc_repo.delete_chat_requests(session, chat_id=chat_id)
 
-    async def _error_page(self, reason: str, client_id: str | None) -> ErrorPage:
-        await self._record_refusal(client_id if reason != "unknown_client" else None, reason)
+    async def _error_page(self, reason: str, client_id: str | None, ip_hash: str) -> ErrorPage:
+        await self._record_refusal(client_id, reason, ip_hash)
         logger.info("Authorization request refused with an error page: %s", reason)
         return ErrorPage(reason)
 
-    async def _record_refusal(self, client_id: str | None, reason: str) -> None:
+    async def _record_refusal(self, client_id: str | None, reason: str, ip_hash: str) -> None:
+        """A refusal before anything is stored, in a transaction of its own; looked up on a
+        reader first, so a flood of repeated ones writes (and locks) nothing."""
+        detail = _detail(client_id, reason)
+        async with self._readers() as session:
+            if await self._recorded(session, detail, chat_id=0, request_id=None, ip_hash=ip_hash):
+                return
         async with self._sessions.begin() as session:
             await self._audit.record(
-                session, Event.WEB_REFUSED, chat_id=0, detail=_detail(client_id, reason)
+                session, Event.WEB_REFUSED, chat_id=0, detail=detail, ip_hash=ip_hash
             )
 
     async def _refusal(
@@ -871,13 +924,42 @@ class WebLogin:
         *,
         chat_id: int = 0,
         client_id: str | None = None,
+        ip_hash: str | None = None,
     ) -> None:
+        """Record a refusal in the caller's transaction, unless this chat or address had the
+        same one (same request, same reason) within REFUSALS_ONCE_PER."""
+        detail = _detail(row.client_id if row is not None else client_id, reason)
+        request_id = row.id if row is not None else None
+        if await self._recorded(
+            session, detail, chat_id=chat_id, request_id=request_id, ip_hash=ip_hash
+        ):
+            return
         await self._audit.record(
             session,
             Event.WEB_REFUSED,
             chat_id=chat_id,
-            request_id=row.id if row is not None else None,
-            detail=_detail(row.client_id if row is not None else client_id, reason),
+            request_id=request_id,
+            detail=detail,
+            ip_hash=ip_hash,
+        )
+
+    async def _recorded(
+        self,
+        session: AsyncSession,
+        detail: str,
+        *,
+        chat_id: int,
+        request_id: str | None,
+        ip_hash: str | None,
+    ) -> bool:
+        return await oidc_repo.refusal_recorded(
+            session,
+            event=Event.WEB_REFUSED,
+            detail=detail,
+            chat_id=chat_id,
+            request_id=request_id,
+            ip_hash=ip_hash,
+            since=self._now() - REFUSALS_ONCE_PER,
         )
 
 

@@ -97,10 +97,7 @@ def oidc_routes(issuer: str, edge: OidcEdge) -> list[web.RouteDef]:
                     pages.message_page(texts.PAGE_ERROR_TITLE, texts.PAGE_TOO_LARGE), status=413
                 )
             params = form
-        ip = client_ip(
-            request.remote, request.headers.getall("X-Forwarded-For", []), edge.trusted_proxies
-        )
-        result = await login.open_request(params, client_ip=ip)
+        result = await login.open_request(params, client_ip=_client_ip(request, edge))
         if isinstance(result, ErrorPage):
             return _html(
                 pages.message_page(
@@ -179,6 +176,7 @@ def oidc_routes(issuer: str, edge: OidcEdge) -> list[web.RouteDef]:
                 client_id=fields.get("client_id"),
                 client_secret=fields.get("client_secret"),
                 basic=basic,
+                client_ip=_client_ip(request, edge),
             )
         )
         if isinstance(result, TokenError):
@@ -236,6 +234,12 @@ def oidc_routes(issuer: str, edge: OidcEdge) -> list[web.RouteDef]:
         web.post(f"{base}/userinfo", started(userinfo)),
         web.options(f"{base}/userinfo", preflight),
     ]
+
+
+def _client_ip(request: web.Request, edge: OidcEdge) -> str:
+    return client_ip(
+        request.remote, request.headers.getall("X-Forwarded-For", []), edge.trusted_proxies
+    )
 
 
 _TOO_LARGE = TokenError(
