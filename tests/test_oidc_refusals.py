@@ -422,6 +422,25 @@ async def test_another_browser_cannot_follow_the_page(
     assert query_of(await person.answer(page))["code"]
 
 
+async def test_the_pages_polling_takes_no_lock_so_a_flood_of_it_blocks_nothing(
+    provider: Provider, ada: Chat, person: Browser, db: async_sessionmaker[AsyncSession]
+) -> None:
+    page = await person.open(authorize_url(provider, provider.shop.client_id))
+    # Someone else's write holds the request's row (and on SQLite the database's write lock):
+    # the polling and the meta refresh still answer at once.
+    async with db.begin() as session:
+        await session.execute(update(OidcRequest).values(state=OidcRequest.state))
+        timeout = aiohttp.ClientTimeout(total=5)
+        async with person.http.get(page.status_url, timeout=timeout) as response:
+            assert (await response.json())["status"] == "waiting"
+        async with person.http.get(page.wait_url, timeout=timeout) as response:
+            assert response.status == 200
+            assert str(page.number) in await response.text()
+    # Following the answer still issues the code (that one writes).
+    await tap(ada, await open_link(ada, page), str(page.number))
+    assert (await exchange(provider, query_of(await person.answer(page))["code"]))[0] == 200
+
+
 @pytest.mark.parametrize("params", [{"max_age": "0"}, {"prompt": "login"}])
 async def test_max_age_0_and_prompt_login_prove_the_number_again(
     provider: Provider,

@@ -576,36 +576,51 @@ class WebLogin:
     ) -> BrowserState:
         """What the page shows now, for the browser that opened the request. With `leave`
         (the browser follows the answer) an approved request issues its code here, so the
-        code's 60 seconds start as the browser goes back to the website."""
+        code's 60 seconds start as the browser goes back to the website. Only that writes:
+        everything else (the page's polling every few seconds, by anyone) is read on a
+        reader, taking no lock a flood of it could hold against the bot's own work."""
         now = self._now()
+        async with self._readers() as session:
+            row = await oidc_repo.get_request(session, request_id=request_id[:32])
+            if not (leave and row is not None and row.status == Status.APPROVED):
+                return await self._state_of(session, row, browser_secret, now, issue=False)
         async with self._sessions.begin() as session:
             row = await oidc_repo.get_request(session, request_id=request_id[:32], lock=True)
-            if row is None or not hmac.compare_digest(
-                row.browser_hash, secret_hash(browser_secret)
-            ):
-                return BrowserState(View.UNKNOWN)
-            if row.status == Status.FINISHED:
-                return BrowserState(View.FINISHED)
-            if row.status == Status.REFUSED:
-                location = ErrorRedirect(
-                    row.redirect_uri, "access_denied", "the person refused the login", row.state
-                ).location
-                return BrowserState(View.GO, location=location)
-            if row.status == Status.APPROVED and now < row.expires_at + FINISH_GRACE:
-                if not leave:
-                    return BrowserState(View.GO)
-                code = secrets.token_urlsafe(32)
-                row.code_hash = secret_hash(code)
-                row.code_expires_at = now + CODE_TTL
-                row.status = Status.FINISHED
-                location = with_query(row.redirect_uri, {"code": code, "state": row.state})
-                return BrowserState(View.GO, location=location)
-            if now >= row.expires_at:
-                page = await self._page_of(session, row, browser_secret)
-                return BrowserState(View.EXPIRED, page=page)
-            return BrowserState(
-                View.WAITING, page=await self._page_of(session, row, browser_secret)
-            )
+            return await self._state_of(session, row, browser_secret, now, issue=True)
+
+    async def _state_of(
+        self,
+        session: AsyncSession,
+        row: OidcRequest | None,
+        browser_secret: str,
+        now: datetime,
+        *,
+        issue: bool,
+    ) -> BrowserState:
+        """`browser_state` of a request read in `session`; with `issue` (in a writing
+        transaction, the row locked) an approved request gets its code."""
+        if row is None or not hmac.compare_digest(row.browser_hash, secret_hash(browser_secret)):
+            return BrowserState(View.UNKNOWN)
+        if row.status == Status.FINISHED:
+            return BrowserState(View.FINISHED)
+        if row.status == Status.REFUSED:
+            location = ErrorRedirect(
+                row.redirect_uri, "access_denied", "the person refused the login", row.state
+            ).location
+            return BrowserState(View.GO, location=location)
+        if row.status == Status.APPROVED and now < row.expires_at + FINISH_GRACE:
+            if not issue:
+                return BrowserState(View.GO)
+            code = secrets.token_urlsafe(32)
+            row.code_hash = secret_hash(code)
+            row.code_expires_at = now + CODE_TTL
+            row.status = Status.FINISHED
+            location = with_query(row.redirect_uri, {"code": code, "state": row.state})
+            return BrowserState(View.GO, location=location)
+        if now >= row.expires_at:
+            page = await self._page_of(session, row, browser_secret)
+            return BrowserState(View.EXPIRED, page=page)
+        return BrowserState(View.WAITING, page=await self._page_of(session, row, browser_secret))
 
     async def _page_of(self, session: AsyncSession, row: OidcRequest, secret: str) -> Page | None:
         client = await oidc_repo.get_client(session, client_id=row.client_id)
