@@ -4,6 +4,7 @@ result still streamed in chunks. Always on an SQLite file, whatever database the
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from bot.db.engine import READONLY_OPTION, make_engine
+from bot.db.engine import READONLY_OPTION, make_engine, make_sessionmaker
 from bot.db.sqlite import FIRST_ROWS
 
 
@@ -57,6 +58,34 @@ async def test_a_statement_and_its_rows_take_one_trip_to_the_database_thread(
         rows = (await conn.execute(select(Item.name).order_by(Item.id))).all()
         assert trips(caplog) == 1
     assert [name for (name,) in rows] == ["n0", "n1", "n2"]
+
+
+async def test_a_writing_transaction_is_a_trip_with_its_first_statement_and_one_to_commit(
+    engine: AsyncEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("DEBUG", logger="aiosqlite")
+    async with make_sessionmaker(engine).begin() as session:
+        session.add(Item(name="a"))
+    # BEGIN IMMEDIATE goes with the INSERT; the pool's reset of the connection, with nothing
+    # to undo, needs no trip.
+    assert trips(caplog) == 2
+    async with make_sessionmaker(engine)() as session:
+        assert (await session.execute(select(Item.name))).scalars().all() == ["a"]
+
+
+async def test_the_write_lock_is_taken_before_the_first_statement_runs(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    other = sqlite3.connect(tmp_path / "items.db", isolation_level=None)
+    try:
+        async with make_sessionmaker(engine).begin() as session:
+            await session.execute(select(Item.id))  # a read, in a writing transaction
+            # Another writer (another process) now finds the database locked.
+            other.execute("PRAGMA busy_timeout=0")
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                other.execute("BEGIN IMMEDIATE")
+    finally:
+        other.close()
 
 
 async def test_row_counts_ids_and_returning_come_back(engine: AsyncEngine) -> None:

@@ -119,7 +119,11 @@ def _sqlite_tuning(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
         if not conn.get_execution_options().get(READONLY_OPTION, False):
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            driver = conn.connection.driver_connection
+            if isinstance(driver, sqlite.OneTripConnection):
+                driver.begin_with_next_statement("BEGIN IMMEDIATE")
+            else:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
         # Readers run in autocommit: each SELECT sees the latest committed data on its own
         # and a read-only session costs no BEGIN/COMMIT round trips.
 

@@ -13,10 +13,15 @@ from sqlalchemy import (
     Table,
     bindparam,
     delete,
+    false,
     func,
     insert,
+    null,
+    or_,
     select,
     text,
+    true,
+    union_all,
     update,
 )
 from sqlalchemy.exc import IntegrityError
@@ -44,14 +49,23 @@ async def get_flow(session: AsyncSession, *, chat_id: int, lock: bool = False) -
 
 async def flow_states(
     session: AsyncSession, *, chat_ids: Sequence[int]
-) -> dict[int, tuple[str, datetime | None]]:
-    """The step and code expiry of the flows of several chats, in one query."""
-    result = await session.execute(
-        select(LoginFlow.chat_id, LoginFlow.step, LoginFlow.expires_at).where(
-            LoginFlow.chat_id.in_(chat_ids)
-        )
+) -> tuple[dict[int, tuple[str, datetime | None]], set[int]]:
+    """The step and code expiry of the flows of several chats, and which of them have a
+    notice waiting, in one query."""
+    flows = select(
+        LoginFlow.chat_id, LoginFlow.step, LoginFlow.expires_at, false().label("notice")
+    ).where(LoginFlow.chat_id.in_(chat_ids))
+    notices = select(ChatNotice.chat_id, null(), null(), true()).where(
+        ChatNotice.chat_id.in_(chat_ids)
     )
-    return {chat_id: (step, expires_at) for chat_id, step, expires_at in result}
+    states: dict[int, tuple[str, datetime | None]] = {}
+    with_notice: set[int] = set()
+    for chat_id, step, expires_at, notice in await session.execute(union_all(flows, notices)):
+        if notice:
+            with_notice.add(chat_id)
+        else:
+            states[chat_id] = (step, expires_at)
+    return states, with_notice
 
 
 async def locked_flow_chats(session: AsyncSession, *, chat_ids: Sequence[int]) -> set[int]:
@@ -94,9 +108,13 @@ async def add_flows(session: AsyncSession, *, rows: Sequence[dict[str, object]])
     await session.execute(insert(LoginFlow), rows)
 
 
-async def put_flow(session: AsyncSession, *, flow: LoginFlow) -> LoginFlow:
-    """Insert or replace the chat's flow row."""
-    return await session.merge(flow)
+async def put_flow(session: AsyncSession, *, flow: LoginFlow, exists: bool) -> LoginFlow:
+    """Insert or replace the chat's flow row; `exists`: whether the transaction has found
+    (and, on PostgreSQL, locked) one, so no query needs to look again."""
+    if exists:
+        return await session.merge(flow)
+    session.add(flow)
+    return flow
 
 
 async def delete_flow(session: AsyncSession, *, chat_id: int) -> None:
@@ -193,23 +211,29 @@ async def save_login(
 ) -> int | None:
     """Record a verified number for a chat. A number belongs to one chat at a time: a chat
     that held it before loses its login. Returns that chat's id, if there was one."""
+    # The chat's login and the number's holder, in one query.
+    found = await session.execute(
+        select(VerifiedUser)
+        .where(or_(VerifiedUser.chat_id == chat_id, VerifiedUser.phone_number == phone_number))
+        .execution_options(populate_existing=True)
+    )
+    rows = found.scalars().all()
+    holder = next((row for row in rows if row.phone_number == phone_number), None)
+    own = next((row for row in rows if row.chat_id == chat_id), None)
     moved_from: int | None = None
-    holder = await login_by_number(session, phone_number=phone_number)
     if holder is not None and holder.chat_id != chat_id:
         moved_from = holder.chat_id
         await session.delete(holder)
         await session.flush()
-    await session.merge(
-        VerifiedUser(
-            chat_id=chat_id,
-            user_id=user_id,
-            phone_number=phone_number,
-            username=username,
-            full_name=full_name,
-            verified_at=verified_at,
-            channel=channel,
-        )
-    )
+    if own is None:
+        own = VerifiedUser(chat_id=chat_id)
+        session.add(own)
+    own.user_id = user_id
+    own.phone_number = phone_number
+    own.username = username
+    own.full_name = full_name
+    own.verified_at = verified_at
+    own.channel = channel
     return moved_from
 
 
@@ -481,14 +505,6 @@ async def put_notice(
 ) -> None:
     """Leave a chat a notice for its next message (replacing an older one)."""
     await session.merge(ChatNotice(chat_id=chat_id, kind=kind, phone_number=phone_number, at=at))
-
-
-async def chats_with_notice(session: AsyncSession, *, chat_ids: Sequence[int]) -> set[int]:
-    """Which of these chats have a notice waiting."""
-    result = await session.execute(
-        select(ChatNotice.chat_id).where(ChatNotice.chat_id.in_(chat_ids))
-    )
-    return set(result.scalars())
 
 
 async def take_notice(session: AsyncSession, *, chat_id: int) -> ChatNotice | None:

@@ -9,9 +9,11 @@ flood limiter) than in bursts, where one wake-up of the loop serves many.
 
 `OneTripConnection` is aiosqlite's connection with a cursor that does the four in one trip,
 fetching the rows with the statement and closing the sqlite3 cursor once they are all read.
-A large result (a streamed export) is fetched in chunks, as before. Everything else (commit,
-rollback, close, the thread) is aiosqlite's. `make_engine` uses it for every SQLite
-database; the queries, the sessions and the transactions are the same without it.
+A large result (a streamed export) is fetched in chunks, as before. A transaction's BEGIN
+goes with its first statement, and so needs no trip of its own; a rollback with nothing to
+undo (the pool resets every connection it gets back) needs none either. Everything else
+(commit, close, the thread) is aiosqlite's. `make_engine` uses it for every SQLite database;
+the queries, the sessions and the transactions are the same without it.
 """
 
 from __future__ import annotations
@@ -37,6 +39,31 @@ _Description = tuple[tuple[Any, ...], ...] | None
 class OneTripConnection(aiosqlite.Connection):
     """An aiosqlite connection whose cursors run a statement in one trip (see the module)."""
 
+    # The BEGIN statement to run before the next statement, commit or rollback, if any.
+    _begin: str | None = None
+
+    def begin_with_next_statement(self, sql: str) -> None:
+        """Open a transaction with `sql` (BEGIN IMMEDIATE...) in the trip of the next
+        statement: nothing reaches the database in between, so it is the same transaction.
+        A failing BEGIN (say, the write lock not free within the busy timeout) fails that
+        statement instead."""
+        self._begin = sql
+
+    def take_begin(self) -> str | None:
+        """The BEGIN to send with the statement now going out (then none is pending)."""
+        begin, self._begin = self._begin, None
+        return begin
+
+    async def commit(self) -> None:
+        """Commit; a transaction that ran no statement has nothing to commit."""
+        if self.take_begin() is None:
+            await super().commit()
+
+    async def rollback(self) -> None:
+        """Roll back, if a transaction is open."""
+        if self.take_begin() is None and self.in_transaction:
+            await super().rollback()
+
     async def cursor(self) -> OneTripCursor:  # type: ignore[override]
         """A cursor, made without a trip: its sqlite3 cursor is opened with the statement."""
         return OneTripCursor(self)
@@ -61,14 +88,16 @@ class OneTripCursor:
     async def execute(self, sql: str, parameters: Sequence[Any] | None = None) -> OneTripCursor:
         """Run the statement and read its first rows, in one trip."""
         await self._close_left_open()
-        taken = await self._connection.run(self._execute, sql, parameters or ())
+        begin = self._connection.take_begin()
+        taken = await self._connection.run(self._execute, begin, sql, parameters or ())
         self._take(*taken)
         return self
 
     async def executemany(self, sql: str, parameters: Iterable[Sequence[Any]]) -> OneTripCursor:
         """Run the statement for every set of parameters, in one trip."""
         await self._close_left_open()
-        taken = await self._connection.run(self._executemany, sql, parameters)
+        begin = self._connection.take_begin()
+        taken = await self._connection.run(self._executemany, begin, sql, parameters)
         self._take(*taken)
         return self
 
@@ -128,8 +157,10 @@ class OneTripCursor:
     # ---- on the connection's thread ----------------------------------------------------
 
     def _execute(
-        self, sql: str, parameters: Sequence[Any]
+        self, begin: str | None, sql: str, parameters: Sequence[Any]
     ) -> tuple[sqlite3.Cursor | None, list[Any], _Description, int | None, int]:
+        if begin is not None:
+            self._connection._conn.execute(begin)
         cursor = self._connection._conn.cursor()
         try:
             cursor.execute(sql, parameters)
@@ -144,8 +175,10 @@ class OneTripCursor:
         return taken
 
     def _executemany(
-        self, sql: str, parameters: Iterable[Sequence[Any]]
+        self, begin: str | None, sql: str, parameters: Iterable[Sequence[Any]]
     ) -> tuple[None, list[Any], _Description, int | None, int]:
+        if begin is not None:
+            self._connection._conn.execute(begin)
         cursor = self._connection._conn.cursor()
         try:
             cursor.executemany(sql, parameters)

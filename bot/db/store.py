@@ -119,8 +119,7 @@ class LoginStore:
 
     async def _load_states(self, chat_ids: list[int]) -> list[FlowState]:
         async with self._readers() as session:
-            flows = await repo.flow_states(session, chat_ids=chat_ids)
-            notices = await repo.chats_with_notice(session, chat_ids=chat_ids)
+            flows, notices = await repo.flow_states(session, chat_ids=chat_ids)
         states: list[FlowState] = []
         for chat_id in chat_ids:
             step, expires_at = flows.get(chat_id, (None, None))
@@ -171,6 +170,7 @@ class LoginStore:
             await self._person_event(session, person, Event.LOGIN_STARTED)
             await repo.put_flow(
                 session,
+                exists=previous is not None,
                 flow=LoginFlow(
                     chat_id=person.chat_id,
                     user_id=person.user_id,
@@ -387,6 +387,7 @@ class LoginStore:
         now = self._now()
         async with self._sessions.begin() as session:
             flow = await repo.get_flow(session, chat_id=person.chat_id, lock=True)
+            exists = flow is not None
             if flow is None:
                 flow = LoginFlow(chat_id=person.chat_id, user_id=person.user_id, started_at=now)
             flow.step = Step.CODE
@@ -397,7 +398,7 @@ class LoginStore:
                 flow.code_sent_at = now
                 flow.expires_at = now + ttl
                 flow.channel = channel
-            await repo.put_flow(session, flow=flow)
+            await repo.put_flow(session, flow=flow, exists=exists)
             await self._person_event(
                 session,
                 person,
