@@ -380,6 +380,7 @@ class RunResult:
     messages: int = 0  # messages the bot sent or edited during the measured phase
     deletions: int = 0  # messages it deleted then
     end_rss: int = 0  # RSS once the measured phase is over
+    start_rss: int = 0  # RSS as the measured phase began (`pending`)
 
     @property
     def messages_per_user(self) -> float:
@@ -431,6 +432,8 @@ def phase_timeout(opts: Options, mode: str) -> float:
     """How long the measured phase may take before the users still waiting count as failed."""
     if opts.timeout is not None:
         return opts.timeout
+    if opts.scenario == "pending":  # per wave of users
+        return 60 + 3 * PENDING_WAVE * (opts.latency + 0.05)
     calls = 2 if opts.scenario == "logins" else 1  # Verify calls per user in the phase
     per_user = calls * opts.latency + 0.05 * (3 if opts.scenario == "logins" else 1)
     if mode in (SEQUENTIAL, PEER):  # the tutorial bot is sequential
@@ -835,9 +838,52 @@ async def logins_scenario(
     result.step_latencies = steps
 
 
+async def pending_scenario(
+    opts: Options,
+    mode: str,
+    tg: FakeTelegram,
+    verify: FakeVerify,
+    inbox: Inbox,
+    process: psutil.Process,
+    result: RunResult,
+) -> None:
+    """Users start logins and leave them waiting for the code, PENDING_WAVE at a time:
+    /login, then the number, up to "code is on its way". Measured: the bot's RSS before and
+    after, for the memory a waiting flow holds."""
+    users = [FIRST_USER_ID + i for i in range(opts.users)]
+    for user_id in users:
+        tg.user(user_id, f"User{user_id}")
+    result.start_rss = process.memory_info().rss
+
+    async def start(index: int, user_id: int) -> None:
+        tg.send_text(user_id, "/login")
+        await inbox.wait_mark(user_id, 0, ASK_NUMBER_MARKS)
+        asked = len(inbox.messages[user_id])
+        tg.send_text(user_id, number_of(index)[0])
+        await inbox.wait_mark(user_id, asked, CODE_SENT_MARKS)
+        result.ok += 1
+
+    limit = phase_timeout(opts, mode)
+    meter = Meter(process, tg)
+    begun = time.perf_counter()
+    for first in range(0, len(users), PENDING_WAVE):
+        wave = list(enumerate(users))[first : first + PENDING_WAVE]
+        await _bounded([start(i, u) for i, u in wave], limit, result, "pending login")
+        if result.failures:
+            break
+    result.wall = time.perf_counter() - begun
+    with contextlib.suppress(TimeoutError):
+        await tg.wait_idle(timeout=10)
+    meter.stop(result)
+
+
+# Users starting their logins at once in the `pending` scenario.
+PENDING_WAVE = 500
+
 SCENARIOS: dict[str, Callable[..., Awaitable[None]]] = {
     "numbers": numbers_scenario,
     "logins": logins_scenario,
+    "pending": pending_scenario,
 }
 
 
@@ -978,6 +1024,15 @@ def print_verdicts(opts: Options, results: list[RunResult]) -> None:
             f"CPU ratio over {len(ratios)} repeats: median {statistics.median(ratios):.2f}, "
             f"min {min(ratios):.2f}, max {max(ratios):.2f}"
         )
+    if opts.scenario == "pending":
+        for r in results:
+            if r.ok and r.start_rss:
+                grown = r.end_rss - r.start_rss
+                print(
+                    f"{r.mode} #{r.repeat}: RSS {_mb(r.start_rss)} -> {_mb(r.end_rss)} MB with "
+                    f"{r.ok} flows waiting for their codes: {grown * 10_000 / r.ok / 2**20:+.1f} "
+                    f"MB per 10,000 pending flows ({100 * grown / r.start_rss:+.1f}%)"
+                )
     print_peer_ratios(opts, results)
 
 
@@ -1047,10 +1102,13 @@ def _add_workload_flags(parser: argparse.ArgumentParser) -> None:
         choices=sorted(SCENARIOS),
         default="numbers",
         help="numbers: all users send their number at once (measured: number -> 'code is on "
-        "its way'); logins: all users do a whole login at once (default: numbers)",
+        "its way'); logins: all users do a whole login at once; pending: users leave their "
+        "logins waiting for the code, 500 at a time (measured: RSS) (default: numbers)",
     )
     parser.add_argument(
-        "--users", type=int, help="simulated users (default: 100 numbers, 200 logins)"
+        "--users",
+        type=int,
+        help="simulated users (default: 100 numbers, 200 logins, 10000 pending)",
     )
     parser.add_argument(
         "--verify-latency",
@@ -1178,7 +1236,10 @@ def _add_output_flags(parser: argparse.ArgumentParser) -> None:
 def options_from(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Options:
     """The parsed flags as Options: the scenario's defaults filled in, values checked (a bad
     one exits through `parser.error`, like argparse's own errors), output dirs created."""
-    default_users, default_latency = (200, 0.0) if args.scenario == "logins" else (100, 1.0)
+    default_users, default_latency = {
+        "logins": (200, 0.0),
+        "pending": (10_000, 0.0),
+    }.get(args.scenario, (100, 1.0))
     users: int = default_users if args.users is None else args.users
     latency: float = default_latency if args.verify_latency is None else args.verify_latency
     if users < 1 or users > 100_000:
