@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import importlib.metadata
 import logging
 import os
 import ssl
@@ -22,9 +23,9 @@ from requests.adapters import HTTPAdapter
 from requests.utils import DEFAULT_CA_BUNDLE_PATH
 from urllib3.util import Retry
 from urllib3.util.ssl_ import create_urllib3_context
-from vonage import Auth, HttpClientOptions, Vonage
+from vonage_http_client import Auth, HttpClient, HttpClientOptions
 from vonage_http_client.errors import HttpRequestError
-from vonage_verify import SmsChannel, VerifyRequest, VoiceChannel
+from vonage_verify import SmsChannel, Verify, VerifyRequest, VoiceChannel
 
 logger = logging.getLogger(__name__)
 
@@ -79,9 +80,10 @@ class VerifyClient:
     """Starts, checks, cancels and advances Verify v2 requests without blocking the loop."""
 
     def __init__(
-        self, vonage: Vonage, config: VerifyConfig, *, max_workers: int, timeout: float
+        self, http: HttpClient, config: VerifyConfig, *, max_workers: int, timeout: float
     ) -> None:
-        self._vonage = vonage
+        self._http = http
+        self._verify = Verify(http)
         self._config = config
         self._timeout = timeout
         self._max_workers = max_workers
@@ -124,8 +126,10 @@ class VerifyClient:
             pool_maxsize=1,
             max_retries=0,
         )
-        vonage = Vonage(auth, options)
-        session = vonage.http_client._session
+        # The SDK's own parts for Verify: its `Vonage` class would import every Vonage API
+        # (video, voice, messages... 9 MB more of each bot's memory) to offer them.
+        http = HttpClient(auth, options, importlib.metadata.version("vonage"))
+        session = http._session
         session.mount(
             "https://",
             SharedTlsContextAdapter(
@@ -133,7 +137,7 @@ class VerifyClient:
             ),
         )
         read_environment_once(session, f"https://{api_host}/")
-        return cls(vonage, config, max_workers=max_workers, timeout=timeout_seconds + 5)
+        return cls(http, config, max_workers=max_workers, timeout=timeout_seconds + 5)
 
     def start_workers(self) -> None:
         """Start every worker thread now (blocking, briefly). The pool otherwise starts them
@@ -152,7 +156,7 @@ class VerifyClient:
     def close(self) -> None:
         """Let running calls finish, then free the threads and sockets."""
         self._executor.shutdown(wait=True, cancel_futures=True)
-        self._vonage.http_client._session.close()
+        self._http._session.close()
 
     async def _call(self, what: str, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -184,11 +188,11 @@ class VerifyClient:
             code_length=self._config.code_length,
             channel_timeout=self._config.channel_timeout,
         )
-        return self._vonage.verify.start_verification(request)
+        return self._verify.start_verification(request)
 
     async def check(self, request_id: str, code: str) -> None:
         """Return if the code is right; raise VerifyFailure (WRONG_CODE, ...) otherwise."""
-        response = await self._call("check", self._vonage.verify.check_code, request_id, code)
+        response = await self._call("check", self._verify.check_code, request_id, code)
         if response.status != "completed":
             logger.warning("Verify check answered status %s", response.status)
             raise VerifyFailure(FailureKind.UNAVAILABLE)
@@ -196,7 +200,7 @@ class VerifyClient:
     async def cancel(self, request_id: str) -> bool:
         """Cancel a request; False if Vonage no longer knows it (already over)."""
         try:
-            await self._call("cancel", self._vonage.verify.cancel_verification, request_id)
+            await self._call("cancel", self._verify.cancel_verification, request_id)
         except VerifyFailure as failure:
             if failure.kind is FailureKind.NOT_FOUND:
                 return False
@@ -206,7 +210,7 @@ class VerifyClient:
     async def next_channel(self, request_id: str) -> None:
         """Move a request on to its next channel (a voice call after the SMS)."""
         try:
-            await self._call("next", self._vonage.verify.trigger_next_workflow, request_id)
+            await self._call("next", self._verify.trigger_next_workflow, request_id)
         except VerifyFailure as failure:
             if failure.kind is FailureKind.CONFLICT:
                 raise VerifyFailure(FailureKind.NO_NEXT_CHANNEL, status=409) from None
