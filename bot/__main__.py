@@ -127,7 +127,7 @@ def _run() -> int:
     from sqlalchemy.engine import make_url
 
     from bot import logs
-    from bot.db.migrate import upgrade_sync
+    from bot.db.migrate import upgrade_in_child
     from bot.telegram.lifecycle import serve
 
     secrets = [settings.telegram_bot_token.get_secret_value()]
@@ -145,7 +145,10 @@ def _run() -> int:
     log = logging.getLogger("bot")
     try:
         log.info("Migrating the database to the latest revision")
-        upgrade_sync(settings.database_url)
+        if not upgrade_in_child(
+            settings.database_url, log_level=settings.log_level, secrets=secrets
+        ):
+            return 1
         asyncio.run(serve(settings))
     except SettingError as error:
         # A setting that only the database server could tell was wrong (DATABASE_POOL_SIZE).

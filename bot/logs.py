@@ -27,6 +27,8 @@ QUIET_LOGGERS = {
     "aiohttp.access": logging.WARNING,
     "aiohttp.client": logging.WARNING,
     "apscheduler": logging.WARNING,
+    # the plugins it sets up, at every start (the bot migrates in a fresh child process)
+    "alembic.runtime.plugins": logging.WARNING,
     # database drivers log statements with their parameters (numbers) at DEBUG
     "aiosqlite": logging.WARNING,
     "asyncpg": logging.WARNING,

@@ -177,6 +177,19 @@ async def test_a_rejected_token_stops_the_bot_with_status_1_and_no_token_in_the_
     assert "not-the-token" not in bot.output()
 
 
+async def test_a_migration_that_fails_stops_the_start_with_status_1_and_no_password_shown(
+    processes: Callable[..., BotProcess],
+) -> None:
+    password = "pa55-not-for-logs"
+    bot = processes(DATABASE_URL=f"postgresql+asyncpg://bot:{password}@127.0.0.1:{_free_port()}/x")
+    bot.start()
+    assert bot.process is not None
+    status = await asyncio.to_thread(bot.process.wait, 60)
+    assert status == 1, bot.output()
+    assert "The database migration failed" in bot.output()
+    assert password not in bot.output()
+
+
 class Balancer:
     """Plays Telegram in front of webhook processes: takes the fake's pending updates and
     posts them to the processes' webhook URLs."""
