@@ -24,7 +24,8 @@ from bot.demo.terminal import USER, run_demo
 from tests.helpers import read_page
 
 NUMBER = "+44 7400 123123"
-SMS = re.compile(r"\[SMS to \+44 7400 123123\] Your AcmeLogin code is (\d{6})")
+TELEGRAM_CODE = re.compile(r"\[Telegram code to \+44 7400 123123\] (\d{6})")
+SMS = re.compile(r"\[SMS to \+1 201-555-0100\] Your AcmeLogin code is (\d{6})")
 
 LOGIN_WRONG_CODE_LOGOUT = """\
 # a whole login with one wrong code, then out again
@@ -60,9 +61,9 @@ async def test_scripted_login_with_a_wrong_code_and_logout(
 
     assert status == 0, err
     assert err == ""
-    sms = [match for line in lines if (match := SMS.fullmatch(line))]
-    assert len(sms) == 1, lines
-    code = sms[0].group(1)
+    sent = [match for line in lines if (match := TELEGRAM_CODE.fullmatch(line))]
+    assert len(sent) == 1, lines
+    code = sent[0].group(1)
     wrong = "".join(str((int(d) + 1) % 10) for d in code)
     assert_in_order(
         lines,
@@ -71,8 +72,8 @@ async def test_scripted_login_with_a_wrong_code_and_logout(
         "or tap the button below to share the number of this Telegram account.",
         "  [1] Share my phone number",
         f"you: {NUMBER}",
-        sms[0].group(0),
-        "  [1] Send a new code  [2] Call me instead",
+        sent[0].group(0),
+        "  [1] Send a new code  [2] Send by SMS instead",
         f"you: {wrong}",
         "bot: That code is not right. 2 tries left.",
         f"you: {code}",
@@ -92,13 +93,29 @@ async def test_scripted_login_with_a_wrong_code_and_logout(
     ]
     whoami = lines[lines.index("you: /whoami") + 1]
     assert re.fullmatch(
-        rf"bot: You are logged in as \{NUMBER} \(since [\d:-]+ UTC, proven by an SMS code\)\.",
+        rf"bot: You are logged in as \{NUMBER} \(since [\d:-]+ UTC, "
+        r"proven by a code in Telegram\)\.",
         whoami,
     )
 
     async with db() as session:
         assert await session.scalar(select(func.count()).select_from(VerifiedUser)) == 0
         assert await session.scalar(select(func.count()).select_from(LoginFlow)) == 0
+
+
+async def test_a_number_without_telegram_gets_the_sms_in_the_demo() -> None:
+    status, lines, err = await play("/login\n+1 201 555 0100\n{code}\n/whoami\n")
+    assert status == 0, err
+    sms = [match for line in lines if (match := SMS.fullmatch(line))]
+    assert len(sms) == 1, lines
+    assert not any(line.startswith("[Telegram code") for line in lines), lines
+    assert_in_order(
+        lines,
+        sms[0].group(0),
+        "  [1] Send a new code  [2] Call me instead",
+        "bot: You are logged in as +1 201-555-0100.",
+    )
+    assert "proven by an SMS code" in lines[lines.index("you: /whoami") + 1]
 
 
 async def test_share_contact_button_logs_in_and_the_database_keeps_it(
@@ -149,7 +166,7 @@ async def test_the_demo_ignores_real_credentials_and_settings(
     status, lines, err = await play("/login\n+44 7400 123123\n{code}\n")
 
     assert status == 0, err
-    assert any(SMS.fullmatch(line) for line in lines), lines
+    assert any(TELEGRAM_CODE.fullmatch(line) for line in lines), lines
     assert f"bot: You are logged in as {NUMBER}." in lines
     # What the demo changed while it ran is back as it was.
     assert {name: os.environ.get(name) for name in junk} == junk

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -275,3 +276,35 @@ async def test_a_new_login_revokes_the_running_telegram_message(
     first = gateway.messages[0]
     await chat.send("/login", replies=2)
     assert gateway.request(first.request_id).delivery == "revoked"
+
+
+async def test_the_spend_prices_telegram_codes_and_the_smses_after_them(
+    tg: FakeTelegram,
+    gateway: FakeGateway,
+    verify: FakeVerify,
+    start_bot: Callable[..., Any],
+    gateway_settings: dict[str, Any],
+    clock: Clock,
+) -> None:
+    application: BotApp = await start_bot(
+        **gateway_settings, price_per_sms="0.07", price_per_gateway_code="0.01"
+    )
+    gateway.cannot_deliver = ("+1",)
+    by_telegram, no_telegram, too_late = Chat(tg, 1001), Chat(tg, 1002), Chat(tg, 1003)
+    await _code_sent(by_telegram)
+    assert await by_telegram.say(gateway.last_code()) == LOGGED_IN
+    await _code_sent(no_telegram, "+1 201 555 0100")
+    assert (await no_telegram.say(verify.last_code())).startswith("You are logged in")
+    await _code_sent(too_late, "+44 7400 555555")
+    clock.advance(201)
+    assert await announce_fallbacks(application) == 1
+    await tg.next_reply(too_late.id)
+    assert (await too_late.say(verify.last_code())).startswith("You are logged in")
+
+    services = application.bot_data.services
+    assert services is not None
+    stats = await services.admin.stats(1)
+    assert (stats.total.starts, stats.total.verified) == (3, 3)
+    assert stats.total.sends == {"telegram": 2, "sms": 2}
+    assert stats.spend(stats.total) == Decimal("0.16")
+    assert gateway.paid == 0.02

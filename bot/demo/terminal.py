@@ -1,13 +1,16 @@
 """`python -m bot demo`: try the whole login without any credentials, in a terminal.
 
 The real bot (the same `Application`, handlers, database code and Vonage SDK as in production)
-runs against the wire-level stand-ins of `bot.demo.sandbox`: a Telegram Bot API and a Vonage Verify
-v2 API, both listening on 127.0.0.1 only. The terminal is the Telegram chat:
+runs against the wire-level stand-ins of `bot.demo.sandbox`: a Telegram Bot API, the Telegram
+Gateway API and a Vonage Verify v2 API, all listening on 127.0.0.1 only. Codes go by Telegram
+first (`VERIFY_WORKFLOW=telegram,sms,voice`); the stand-in Gateway cannot deliver to +1
+numbers, so those get the SMS. The terminal is the Telegram chat:
 
 * what you type is sent to the bot as a message from a simulated user;
 * the bot's answers are printed as `bot: ...`, with their buttons as numbered lines
   (`  [1] Send a new code  [2] Call me instead`); type a button's number to press it;
-* the stand-in Verify prints the code it would have sent (`[SMS to +44 7400 123123] ...`).
+* the stand-ins print the code they would have sent (`[Telegram code to +44 7400 123123]
+  123456`, `[SMS to +1 201-555-0100] ...`).
 
 Demo-only commands (never sent to the bot): `/contact [NUMBER]` shares your contact, as the
 "Share my phone number" button does; `/admin` makes you the admin user, `/admin off` the
@@ -50,7 +53,15 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from bot.config import SettingError, Settings, describe_error
 from bot.db.migrate import upgrade
-from bot.demo.sandbox import CallbackAnswer, Delivery, FakeTelegram, FakeVerify, SentMessage
+from bot.demo.sandbox import (
+    CallbackAnswer,
+    Delivery,
+    FakeGateway,
+    FakeTelegram,
+    FakeVerify,
+    GatewayMessage,
+    SentMessage,
+)
 from bot.demo.sandbox._server import LOCALHOST
 from bot.demo.web import WebDemo, prepared
 from bot.login import phone
@@ -66,6 +77,11 @@ DEMO_BOT_USERNAME = "AcmeLoginDemoBot"
 # another code. The product default (60) is there to slow down abuse; a person trying the
 # demo should be able to try the buttons, or log in again, without waiting a minute.
 DEMO_COOLDOWN_SECONDS = 10
+DEMO_GATEWAY_TOKEN = "demo-gateway-token-not-real"  # noqa: S105
+# Numbers the stand-in Gateway cannot deliver to (no Telegram account there): they get the SMS.
+DEMO_NO_TELEGRAM = ("+1",)
+# Three channels (Telegram, SMS, a call) within the 600 s a code lives.
+DEMO_CHANNEL_TIMEOUT = 200
 
 #: how long to wait for the bot's first answer to a line (and then for it to go quiet)
 REPLY_TIMEOUT = 10.0
@@ -120,7 +136,11 @@ class DemoSettings(Settings):
 
 
 def demo_settings(
-    telegram: FakeTelegram, verify: FakeVerify, database_url: str, web: WebDemo | None = None
+    telegram: FakeTelegram,
+    verify: FakeVerify,
+    gateway: FakeGateway,
+    database_url: str,
+    web: WebDemo | None = None,
 ) -> Settings:
     """The bot's settings for the demo: the stand-ins (and with `web`, the web login on
     loopback), the product's defaults otherwise."""
@@ -144,6 +164,10 @@ def demo_settings(
         number_hash_key=secrets.token_hex(32),
         bot_admin_ids=[ADMIN.user_id],
         limit_cooldown_seconds=DEMO_COOLDOWN_SECONDS,
+        verify_workflow=["telegram", "sms", "voice"],
+        verify_channel_timeout=DEMO_CHANNEL_TIMEOUT,
+        telegram_gateway_token=gateway.token,
+        telegram_gateway_url=gateway.url,
         **web_login,
     )
 
@@ -215,6 +239,7 @@ class Chat:
         self,
         telegram: FakeTelegram,
         verify: FakeVerify,
+        gateway: FakeGateway,
         out: TextIO,
         *,
         prompt: str | None = None,
@@ -238,6 +263,7 @@ class Chat:
         telegram.on_delete = self._on_delete
         telegram.on_callback_answer = self._on_callback_answer
         verify.on_delivery = self._on_delivery
+        gateway.on_message = self._on_gateway_message
 
     # -- output ----------------------------------------------------------------------------
 
@@ -316,6 +342,10 @@ class Chat:
         how = {"sms": "SMS", "voice": "Call"}.get(delivery.channel, delivery.channel)
         number = phone.pretty("+" + delivery.to)
         self.write(f"[{how} to {number}] Your {delivery.brand} code is {delivery.code}")
+
+    def _on_gateway_message(self, message: GatewayMessage) -> None:
+        self.last_code = message.code
+        self.write(f"[Telegram code to {phone.pretty(message.phone_number)}] {message.code}")
 
     # -- input -----------------------------------------------------------------------------
 
@@ -409,7 +439,8 @@ opened here for you; log in, then press the button with the number that page sho
     )
     return f"""\
 {DEMO_BRAND} demo: the real bot, talking to stand-ins for Telegram and Vonage Verify that run
-on this machine. Nothing reaches Telegram and no SMS is sent: codes appear as [SMS to ...].
+on this machine. Nothing reaches Telegram and no SMS is sent: codes appear as [Telegram code
+to ...] (or, for +1 numbers, which the stand-in Gateway cannot reach, as [SMS to ...]).
 
 You are {USER.describe()}, in a private chat with the bot.
 Type what you would send it:
@@ -454,6 +485,9 @@ async def run_demo(
             DEMO_TOKEN, bot_username=DEMO_BOT_USERNAME, bot_first_name=f"{DEMO_BRAND} (demo)"
         )
         verify = FakeVerify(api_key=DEMO_VONAGE_KEY, api_secret=DEMO_VONAGE_SECRET)
+        gateway = FakeGateway(token=DEMO_GATEWAY_TOKEN)
+        gateway.cannot_deliver = DEMO_NO_TELEGRAM
+        gateway.report_delivery = web
         web_demo = None
         if web:
             try:
@@ -463,9 +497,10 @@ async def run_demo(
                 return EXIT_CONFIG
         await stack.enter_async_context(telegram)
         await stack.enter_async_context(verify)
+        await stack.enter_async_context(gateway)
         stack.enter_context(_demo_environment(verify.ca_path))
         try:
-            settings = demo_settings(telegram, verify, database_url, web_demo)
+            settings = demo_settings(telegram, verify, gateway, database_url, web_demo)
         except (ValidationError, SettingError) as error:
             print(f"Configuration error: {describe_error(error)}", file=errors)
             return EXIT_CONFIG
@@ -476,7 +511,7 @@ async def run_demo(
             return EXIT_NO_ANSWER
         interactive = script is None
         prompt = "> " if interactive and out.isatty() else None
-        chat = Chat(telegram, verify, out, prompt=prompt, reply_timeout=reply_timeout)
+        chat = Chat(telegram, verify, gateway, out, prompt=prompt, reply_timeout=reply_timeout)
         application = await stack.enter_async_context(running(settings))
         site_url = None
         if web_demo is not None:
