@@ -308,3 +308,21 @@ async def test_the_spend_prices_telegram_codes_and_the_smses_after_them(
     assert stats.total.sends == {"telegram": 2, "sms": 2}
     assert stats.spend(stats.total) == Decimal("0.16")
     assert gateway.paid == 0.02
+
+
+async def test_a_fallback_vonage_refuses_keeps_the_telegram_code_and_is_not_retried_at_once(
+    tg: FakeTelegram,
+    gateway: FakeGateway,
+    verify: FakeVerify,
+    gw_bot: BotApp,
+    clock: Clock,
+) -> None:
+    chat = Chat(tg, 1001)
+    await _code_sent(chat)
+    clock.advance(201)
+    verify.fail_next(503, path_kind="start")
+    assert await announce_fallbacks(gw_bot) == 0
+    assert await announce_fallbacks(gw_bot) == 0  # not again on the next sweep
+    assert len(verify.calls("start")) == 1
+    assert await chat.quiet() == []
+    assert await chat.say(gateway.last_code()) == LOGGED_IN

@@ -509,6 +509,15 @@ class LoginStore:
             )
         return True
 
+    async def record_fallback_failed(self, flow: LoginFlow, detail: str) -> None:
+        """Vonage did not take over the flow's Gateway request (recorded as `failed`): it
+        stays as it is, its channel timeout counted again from now."""
+        async with self._sessions.begin() as session:
+            current = await _still_waiting(session, flow)
+            if current is not None:
+                current.code_sent_at = self._now()
+            await self._flow_event(session, flow, Event.FAILED, detail)
+
     async def record_report(self, request_id: str, status: str) -> None:
         """A delivery report of a Gateway message, recorded as `delivery_report` (the status
         its detail) in the chat of the flow waiting for it; with chat 0 when none is (the

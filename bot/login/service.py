@@ -274,7 +274,8 @@ class LoginService:
 
     async def fall_back_due(self, *, batch: int = 100) -> list[tuple[int, NumberOutcome]]:
         """Gateway codes not used within VERIFY_CHANNEL_TIMEOUT come by Vonage now; returns
-        each chat whose code did, with what to tell it."""
+        each chat whose code does, with what to tell it (one Vonage refused is left as it
+        is, and tried again after another channel timeout)."""
         if self._gateway is None:
             return []
         before = self._now() - timedelta(seconds=self._policy.channel_timeout)
@@ -286,7 +287,7 @@ class LoginService:
             if self._expired(flow):
                 continue  # the expiry sweep ends it
             outcome = await self._fall_back(flow, reason="timeout")
-            if outcome.result is not NumberResult.NO_FLOW:
+            if outcome.result is NumberResult.CODE_SENT:
                 done.append((flow.chat_id, outcome))
         return done
 
@@ -299,7 +300,9 @@ class LoginService:
         try:
             request_id = await self._verify.start(number.digits)
         except VerifyFailure as failure:
-            await self._store.record_flow_event(flow, Event.FAILED, f"fallback_{failure.kind}")
+            # The Telegram code keeps working; the sweeper tries again only after another
+            # channel timeout (a start that failed after reaching Vonage may have sent an SMS).
+            await self._store.record_fallback_failed(flow, f"fallback_{failure.kind}")
             result = (
                 NumberResult.BUSY
                 if failure.kind is FailureKind.RATE_LIMITED
