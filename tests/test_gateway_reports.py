@@ -5,6 +5,7 @@ forged, stale or unsigned one is refused and changes nothing."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -12,8 +13,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.config import Settings
 from bot.db.models import AuthEvent
 from bot.demo.sandbox import FakeGateway, FakeTelegram
+from bot.telegram.webhook import gateway_callback_url
 from tests.helpers import Chat, Provider
 
 
@@ -80,3 +83,15 @@ async def test_a_forged_or_stale_delivery_report_is_refused(
             status = response.status
     assert status == 403
     assert await _reports(db) == []
+
+
+def test_reports_go_to_the_webhook_origin_in_webhook_mode(
+    make_settings: Callable[..., Settings], gateway_settings: dict[str, Any]
+) -> None:
+    settings = make_settings(
+        **gateway_settings,
+        webhook_url="https://bot.example/telegram/hook",
+        webhook_secret="s" * 32,
+    )
+    assert gateway_callback_url(settings) == "https://bot.example/gateway/report"
+    assert gateway_callback_url(make_settings(**gateway_settings)) is None

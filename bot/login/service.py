@@ -259,7 +259,7 @@ class LoginService:
             return await self._gateway.send(number.e164, ability), None
         except VerifyFailure as failure:
             logger.info("No Telegram code to %s (%s): by SMS instead", number.masked, failure.kind)
-            return None, await self._gateway_alert(failure.kind)
+            return None, await self._account_alert(failure.kind, provider="gateway_")
 
     async def sms_instead(self, chat_id: int) -> NumberOutcome:
         """ "Send by SMS instead": the code of the chat's running Gateway request comes by
@@ -554,17 +554,12 @@ class LoginService:
         """A verified delivery report of a Gateway message, for the audit trail."""
         await self._store.record_report(request_id, status)
 
-    async def _account_alert(self, kind: FailureKind) -> str | None:
-        """For credential and credit trouble: the alert admins should get, once an hour."""
+    async def _account_alert(self, kind: FailureKind, *, provider: str = "") -> str | None:
+        """For credential and credit trouble: the alert admins should get, once an hour
+        (Vonage's; with `provider="gateway_"`, the Telegram Gateway's)."""
         if kind not in (FailureKind.BAD_CREDENTIALS, FailureKind.NO_CREDIT):
             return None
-        return kind.value if await self._claim_alert(kind.value) else None
-
-    async def _gateway_alert(self, kind: FailureKind) -> str | None:
-        """For the Gateway's token and balance trouble: the alert admins should get, hourly."""
-        if kind not in (FailureKind.BAD_CREDENTIALS, FailureKind.NO_CREDIT):
-            return None
-        alert = f"gateway_{kind.value}"
+        alert = provider + kind.value
         return alert if await self._claim_alert(alert) else None
 
     async def _claim_alert(self, kind: str) -> bool:
