@@ -141,7 +141,7 @@ def _run() -> int:
     password = make_url(settings.database_url).password
     if password:
         secrets.append(str(password))
-    logs.configure(settings.log_level, secrets=secrets)
+    logs.configure(settings.log_level, secrets=secrets, form=settings.log_format)
     log = logging.getLogger("bot")
     try:
         log.info("Migrating the database to the latest revision")

@@ -205,7 +205,12 @@ class Settings(ReportSettings):
     limit_web_requests_per_ip_per_hour: int = Field(default=30, ge=1)
     limit_web_requests_per_client_per_hour: int = Field(default=1000, ge=1)
 
+    # Prometheus metrics in polling mode (webhook mode serves /metrics on the webhook server).
+    metrics_listen: str = "127.0.0.1"
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+
     log_level: str = "INFO"
+    log_format: str = "text"
 
     @field_validator(
         "bot_admin_ids",
@@ -332,6 +337,20 @@ class Settings(ReportSettings):
         if not host or not set(host) <= allowed or (port and not port.isdigit()):
             raise ValueError("must be a host name such as api.nexmo.com (no https://, no path)")
         return value
+
+    @field_validator("metrics_port", mode="before")
+    @classmethod
+    def _unset_port(cls, value: Any) -> Any:
+        # `METRICS_PORT=` (as .env.example has it) means no metrics server.
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("log_format")
+    @classmethod
+    def _log_format(cls, value: str) -> str:
+        form = value.lower()
+        if form not in ("text", "json"):
+            raise ValueError("must be text or json")
+        return form
 
     @field_validator("log_level")
     @classmethod

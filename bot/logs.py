@@ -6,13 +6,23 @@ are held at WARNING or above whatever LOG_LEVEL says, and a filter replaces the 
 know of anywhere they might still appear. The same filter masks anything that looks like a
 phone number, since errors from elsewhere can carry one (PostgreSQL names the failing row in
 a constraint error's DETAIL: `Key (phone_number)=(+447400123123) already exists`).
+
+LOG_FORMAT=json writes one JSON object per line (python-json-logger): `time`, `level`,
+`logger`, `message`, the traceback as `exc_info`, and the event's own fields given with
+`extra=` (`chat_id`, `number` masked, `outcome`, `duration` in seconds...). The same filter
+runs first, on those fields too, so both formats carry exactly what the redaction leaves.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import re
 from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from pythonjsonlogger.json import JsonFormatter
 
 from bot.login.phone import mask
 
@@ -37,6 +47,13 @@ QUIET_LOGGERS = {
 
 
 _FORMATTER = logging.Formatter()
+
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+# What every LogRecord has; anything else on a record came from `extra=`.
+_RECORD_ATTRIBUTES = frozenset(
+    vars(logging.LogRecord("x", logging.INFO, __file__, 1, "", None, None))
+) | {"message", "asctime"}
 
 # E.164 as written or spaced (`+447400123123`, `+44 7400 123123`): 7 to 15 digits after `+`.
 # Without the `+` only where a key names it, as Verify's `"to"` and Telegram's contact
@@ -73,6 +90,9 @@ class RedactSecrets(logging.Filter):
             record.exc_text = self._redact(record.exc_text)
         if record.stack_info:
             record.stack_info = self._redact(record.stack_info)
+        for name, value in vars(record).items():
+            if name not in _RECORD_ATTRIBUTES and isinstance(value, str):
+                setattr(record, name, self._redact(value))
         return True
 
     def _redact(self, text: str) -> str:
@@ -81,10 +101,37 @@ class RedactSecrets(logging.Filter):
         return _NUMBER.sub(_mask_number, text)
 
 
-def configure(level: str, *, secrets: Iterable[str] = ()) -> None:
-    """Set up the root handler for the bot process."""
+class JsonLines(JsonFormatter):
+    """One JSON object per record: time (ISO 8601, UTC), level, logger, message, then the
+    record's `extra=` fields and its traceback (`exc_info`)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "{levelname}{name}{message}",
+            style="{",
+            rename_fields={"levelname": "level", "name": "logger"},
+        )
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The record as JSON, its traceback the text the redaction filter left."""
+        if record.exc_info and record.exc_text:
+            # python-json-logger formats `exc_info` afresh, which would undo the redaction.
+            record = copy.copy(record)
+            record.exc_info = None
+        return super().format(record)
+
+    def add_fields(
+        self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
+    ) -> None:
+        """`time` first, then the library's fields."""
+        log_data["time"] = datetime.fromtimestamp(record.created, UTC).isoformat()
+        super().add_fields(log_data, record, message_dict)
+
+
+def configure(level: str, *, secrets: Iterable[str] = (), form: str = "text") -> None:
+    """Set up the root handler for the bot process: LOG_LEVEL, LOG_FORMAT (`text`, `json`)."""
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(JsonLines() if form == "json" else logging.Formatter(TEXT_FORMAT))
     handler.addFilter(RedactSecrets(secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -1,5 +1,6 @@
 """What tests share besides fixtures: the test identities, the test clock, the `Chat` helper
-that talks to the bot as a user does, and small readers of what the database holds."""
+that talks to the bot as a user does, small readers of what the database holds, and a
+reader of what /metrics shows."""
 
 from __future__ import annotations
 
@@ -16,9 +17,12 @@ from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
+from bot.db.engine import is_sqlite, make_engine
 from bot.db.models import LoginFlow
 from bot.demo.sandbox import FakeTelegram, FakeVerify, SentMessage
 from bot.login.oidc_clients import Clients, NewClient
@@ -174,6 +178,29 @@ class Provider:
     clients: Clients
 
 
+async def refuse_new_logins(database_url: str) -> None:
+    """A database that refuses to store a login, as a constraint the code does not expect
+    would: PostgreSQL's error names the failing row (number included) in its DETAIL; SQLite's
+    trigger message echoes the number the way a driver's error text can."""
+    engine = make_engine(database_url, pool_size=1)
+    async with engine.begin() as conn:
+        if is_sqlite(database_url):
+            await conn.execute(
+                text(
+                    "CREATE TRIGGER refuse_logins BEFORE INSERT ON verified_users BEGIN "
+                    "SELECT RAISE(ABORT, 'Key (phone_number)=(+447400123123) is refused'); END"
+                )
+            )
+        else:
+            await conn.execute(
+                text(
+                    "ALTER TABLE verified_users ADD CONSTRAINT ck_refuse_logins "
+                    "CHECK (phone_number NOT LIKE '+44%')"
+                )
+            )
+    await engine.dispose()
+
+
 @dataclass
 class LoginPage:
     """What a person sees on the provider's login page (read from its HTML)."""
@@ -304,3 +331,44 @@ async def exchange(
         ) as response,
     ):
         return response.status, await response.json()
+
+
+@dataclass(frozen=True)
+class Scrape:
+    """What one GET /metrics showed: every sample, by name and labels."""
+
+    samples: dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+    @classmethod
+    def parse(cls, exposition: str) -> Scrape:
+        """Read Prometheus' text format with prometheus-client's own parser."""
+        return cls(
+            {
+                (sample.name, frozenset(sample.labels.items())): sample.value
+                for family in text_string_to_metric_families(exposition)
+                for sample in family.samples
+            }
+        )
+
+    def value(self, name: str, **labels: str) -> float:
+        """The sample with exactly these labels (0 if there is none)."""
+        return self.samples.get((name, frozenset(labels.items())), 0.0)
+
+    def total(self, name: str, **labels: str) -> float:
+        """The sum of the samples of `name` that have at least these labels."""
+        wanted = set(labels.items())
+        return sum(v for (n, ls), v in self.samples.items() if n == name and wanted <= ls)
+
+    def __sub__(self, earlier: Scrape) -> Scrape:
+        """How much each sample moved since `earlier`."""
+        return Scrape(
+            {key: value - earlier.samples.get(key, 0.0) for key, value in self.samples.items()}
+        )
+
+
+async def scrape(url: str) -> Scrape:
+    """GET /metrics (`url`) as Prometheus does; it must answer 200 in the text format."""
+    async with aiohttp.ClientSession() as http, http.get(url) as response:
+        assert response.status == 200, response.status
+        assert response.content_type == "text/plain", response.content_type
+        return Scrape.parse(await response.text())

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
+import json
 import logging
 import sys
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
-from sqlalchemy import text
 
 from bot import logs, texts
-from bot.db.engine import is_sqlite, make_engine
 from bot.demo.sandbox import FakeTelegram, FakeVerify
 from bot.telegram.handlers.base import BotApp
-from tests.helpers import TOKEN, VONAGE_SECRET, Chat
+from tests.helpers import TOKEN, VONAGE_SECRET, Chat, refuse_new_logins
 
 
 @pytest.fixture
@@ -29,9 +30,9 @@ def verbose_logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCapture
         logging.getLogger(name).setLevel(level)
 
 
-async def test_logs_of_a_whole_login_hold_no_token_secret_pin_or_number(
-    verbose_logs: pytest.LogCaptureFixture, tg: FakeTelegram, chat: Chat, verify: FakeVerify
-) -> None:
+async def _whole_login(chat: Chat, verify: FakeVerify) -> str:
+    """A login with everything that logs: a wrong code, a Verify failure, the right code,
+    /whoami and /logout. Returns the right code."""
     await chat.send("/login")
     await chat.number("+44 7400 123123")
     right = verify.last_code()
@@ -42,6 +43,13 @@ async def test_logs_of_a_whole_login_hold_no_token_secret_pin_or_number(
     await chat.say("/whoami")
     await chat.say("/logout")
     await chat.quiet()
+    return right
+
+
+async def test_logs_of_a_whole_login_hold_no_token_secret_pin_or_number(
+    verbose_logs: pytest.LogCaptureFixture, tg: FakeTelegram, chat: Chat, verify: FakeVerify
+) -> None:
+    right = await _whole_login(chat, verify)
 
     # The stand-in servers are the test's, not the product's: their debug lines do not count.
     product = [r for r in verbose_logs.records if not r.name.startswith("bot.demo.sandbox")]
@@ -64,57 +72,57 @@ def test_redaction_filter_removes_known_secrets_from_messages_and_tracebacks() -
     assert "<redacted>" in record.exc_text
 
 
-@pytest.fixture
-def bot_logging() -> Iterator[Callable[[], str]]:
+@contextlib.contextmanager
+def _bot_logging(level: str, form: str) -> Iterator[Callable[[], str]]:
     """The bot process's own logging (`logs.configure`, as `python -m bot` sets it up), its
-    handler writing to a buffer instead of stderr; returns a reader of what it wrote."""
+    handler writing to a buffer instead of stderr; gives a reader of what it wrote."""
     root = logging.getLogger()
     names = ["", *logs.QUIET_LOGGERS]
     saved_levels = {name: logging.getLogger(name).level for name in names}
     saved_handlers = root.handlers[:]
-    logs.configure("INFO", secrets=[TOKEN, VONAGE_SECRET])
+    logs.configure(level, secrets=[TOKEN, VONAGE_SECRET], form=form)
     (handler,) = root.handlers
     assert isinstance(handler, logging.StreamHandler)
     buffer = io.StringIO()
     handler.setStream(buffer)
-    yield buffer.getvalue
-    root.handlers[:] = saved_handlers
-    for name, level in saved_levels.items():
-        logging.getLogger(name).setLevel(level)
+    try:
+        yield buffer.getvalue
+    finally:
+        root.handlers[:] = saved_handlers
+        for name, level_before in saved_levels.items():
+            logging.getLogger(name).setLevel(level_before)
 
 
-async def _refuse_new_logins(database_url: str) -> None:
-    """A database that refuses to store a login, as a constraint the code does not expect
-    would: PostgreSQL's error names the failing row (number included) in its DETAIL; SQLite's
-    trigger message echoes the number the way a driver's error text can."""
-    engine = make_engine(database_url, pool_size=1)
-    async with engine.begin() as conn:
-        if is_sqlite(database_url):
-            await conn.execute(
-                text(
-                    "CREATE TRIGGER refuse_logins BEFORE INSERT ON verified_users BEGIN "
-                    "SELECT RAISE(ABORT, 'Key (phone_number)=(+447400123123) is refused'); END"
-                )
-            )
-        else:
-            await conn.execute(
-                text(
-                    "ALTER TABLE verified_users ADD CONSTRAINT ck_refuse_logins "
-                    "CHECK (phone_number NOT LIKE '+44%')"
-                )
-            )
-    await engine.dispose()
+@pytest.fixture
+def bot_logging() -> Iterator[Callable[[], str]]:
+    """The bot's log as LOG_LEVEL=INFO writes it."""
+    with _bot_logging("INFO", "text") as read:
+        yield read
 
 
-async def test_a_database_error_naming_the_number_is_logged_with_the_number_masked(
-    bot_logging: Callable[[], str], database_url: str, bot: BotApp, chat: Chat, verify: FakeVerify
-) -> None:
-    await _refuse_new_logins(database_url)
+@pytest.fixture
+def json_logging() -> Iterator[Callable[[], list[dict[str, Any]]]]:
+    """The bot's log as LOG_FORMAT=json LOG_LEVEL=DEBUG writes it, read back line by line
+    (every line must be one JSON object)."""
+    with _bot_logging("DEBUG", "json") as read:
+        yield lambda: [json.loads(line) for line in read().splitlines()]
+
+
+async def _login_the_database_refuses(database_url: str, chat: Chat, verify: FakeVerify) -> None:
+    """A login whose last step fails on a database error naming the number (answered with
+    the apology)."""
+    await refuse_new_logins(database_url)
     await chat.send("/login")
     await chat.number("+44 7400 123123")
 
     assert await chat.say(verify.last_code()) == texts.APOLOGY
     await chat.quiet()
+
+
+async def test_a_database_error_naming_the_number_is_logged_with_the_number_masked(
+    bot_logging: Callable[[], str], database_url: str, bot: BotApp, chat: Chat, verify: FakeVerify
+) -> None:
+    await _login_the_database_refuses(database_url, chat, verify)
 
     logged = bot_logging()
     # The error handler logged the whole error, with the number where the database put it.
@@ -148,3 +156,56 @@ def test_numbers_are_masked_in_messages_arguments_exceptions_and_stacks() -> Non
     plain = logging.LogRecord("x", logging.INFO, __file__, 1, kept, None, None)
     logs.RedactSecrets([]).filter(plain)
     assert plain.getMessage() == kept
+
+
+async def test_json_logs_of_a_whole_login_at_debug_are_json_lines_with_nothing_private(
+    json_logging: Callable[[], list[dict[str, Any]]], chat: Chat, verify: FakeVerify
+) -> None:
+    right = await _whole_login(chat, verify)
+
+    lines = json_logging()
+    assert lines
+    for line in lines:
+        assert {"time", "level", "logger", "message"} <= line.keys(), line
+    # The stand-in servers are the test's, not the product's: their lines do not count.
+    product = [line for line in lines if not line["logger"].startswith("bot.demo.sandbox")]
+    assert any(line["level"] == "DEBUG" for line in product)
+    sent = [line for line in product if line.get("outcome") == "code_sent"]
+    assert sent == [{**sent[0], "chat_id": chat.id, "number": "+44******123"}]
+    assert any(line.get("outcome") == "verified" for line in product)
+    assert any(isinstance(line.get("duration"), float) for line in product)
+    text = json.dumps(product)
+    for secret in (TOKEN, VONAGE_SECRET, right, "447400123123", "7400123123", "7400 123123"):
+        assert secret not in text, secret
+
+
+async def test_a_traceback_in_json_logs_has_the_number_masked(
+    json_logging: Callable[[], list[dict[str, Any]]],
+    database_url: str,
+    bot: BotApp,
+    chat: Chat,
+    verify: FakeVerify,
+) -> None:
+    await _login_the_database_refuses(database_url, chat, verify)
+
+    lines = json_logging()
+    (error,) = [line for line in lines if line["message"].startswith("Unhandled IntegrityError")]
+    assert error["level"] == "ERROR"
+    assert "Traceback" in error["exc_info"]
+    assert "+44******123" in error["exc_info"]
+    text = json.dumps(lines)
+    for secret in ("+447400123123", "447400123123", "7400123123"):
+        assert secret not in text, secret
+
+
+def test_fields_given_with_extra_are_redacted_as_the_message_is() -> None:
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "started", None, None)
+    record.number = "+447400123123"
+    record.url = f"https://host/bot{TOKEN}/getMe"
+    record.chat_id = 5123456789
+    logs.RedactSecrets([TOKEN]).filter(record)
+    line = json.loads(logs.JsonLines().format(record))
+    assert line["number"] == "+44******123"
+    assert line["url"] == "https://host/bot<redacted>/getMe"
+    assert line["chat_id"] == 5123456789
+    assert (line["level"], line["logger"], line["message"]) == ("INFO", "x", "started")

@@ -18,14 +18,14 @@ from bot import texts
 from bot.app import ALLOWED_UPDATES
 from bot.db.locks import ChatLocks
 from bot.db.models import LoginFlow
-from bot.demo.sandbox import FakeTelegram
+from bot.demo.sandbox import FakeTelegram, free_port
 from bot.telegram.handlers.base import BotApp
 from bot.telegram.lifecycle import running
 from bot.telegram.ordering import ChatOrderedUpdateProcessor
 from bot.telegram.updates import KINDS
-from bot.telegram.webhook import SECRET_HEADER, health_routes, webhook_routes
+from bot.telegram.webhook import SECRET_HEADER, health_routes, web_serving, webhook_routes
 from bot.web.server import http_server
-from tests.helpers import Clock
+from tests.helpers import Clock, Scrape, scrape
 
 SECRET = "s3cret-token_for-tests"
 
@@ -237,3 +237,29 @@ async def test_an_update_of_a_kind_the_bot_did_not_ask_for_is_accepted_and_ignor
 
 def test_the_webhook_checks_every_kind_of_update_the_bot_asks_for() -> None:
     assert sorted(KINDS) == sorted(ALLOWED_UPDATES)
+
+
+async def test_the_bots_http_server_serves_the_metrics_of_the_updates_it_took(
+    tg: FakeTelegram, make_settings: Callable[..., Any], clock: Clock
+) -> None:
+    port = free_port()
+    settings = make_settings(
+        webhook_url="https://bot.example/hook/path", webhook_secret=SECRET, webhook_port=port
+    )
+    url = f"http://127.0.0.1:{port}"
+    async with (
+        running(settings, clock=clock, sweep_seconds=0) as application,
+        web_serving(application, settings),
+        aiohttp.ClientSession() as http,
+    ):
+        before = await scrape(f"{url}/metrics")
+        tg.user(1001, "Ada")
+        tg.send_text(1001, "/login")
+        (update,) = tg.take_updates()
+        hook = Hook(url, http, application)
+        assert await hook.post(update) == 200
+        assert await hook.post(update, secret="wrong") == 403
+        moved: Scrape = await scrape(f"{url}/metrics") - before
+
+    assert moved.value("phone_login_update_handling_seconds_count", type="message") == 1
+    assert moved.total("phone_login_update_handling_seconds_count") == 1

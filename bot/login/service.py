@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from bot import metrics as counted
 from bot.clock import utcnow
 from bot.db.models import LoginFlow, VerifiedUser
 from bot.db.store import LoginStore
@@ -32,6 +33,7 @@ from bot.login.steps import (
     Step,
 )
 from bot.login.verification import FailureKind, VerifyClient, VerifyFailure
+from bot.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +84,7 @@ class LoginService:
         policy: FlowPolicy,
         gateway: GatewayClient | None = None,
         clock: Callable[[], datetime] = utcnow,
+        metrics: Metrics | None = None,
     ) -> None:
         self._store = store
         self._verify = verify
@@ -92,6 +95,7 @@ class LoginService:
         on_gateway = gateway is not None and policy.workflow[0] == GATEWAY_CHANNEL
         self._gateway = gateway if on_gateway else None
         self._vonage_channels = policy.workflow[1:] if on_gateway else policy.workflow
+        self._metrics = metrics or Metrics()
 
     # ---- reading ------------------------------------------------------------------------
 
@@ -137,6 +141,7 @@ class LoginService:
         Returns the chat's current login, and whether a login was already in progress."""
         restarted = await self._store.restart_flow(person, reprove=reprove)
         if restarted.running_request:
+            self._metrics.login_ended("cancelled")
             await self._cancel_quietly(restarted.running_request, restarted.running_channel)
         return restarted.login, restarted.in_progress
 
@@ -149,7 +154,7 @@ class LoginService:
         if isinstance(reserved, NumberResult):
             return NumberOutcome(reserved)
         if isinstance(reserved, Refusal):
-            logger.info("Limited chat %s (%s): %s", person.chat_id, number.masked, reserved.rule)
+            self._refused(person, number, counted.LIMITED, reserved.rule)
             alert = None
             if reserved.rule is Rule.GLOBAL and await self._claim_alert("global_limit"):
                 alert = "global_limit"
@@ -171,7 +176,13 @@ class LoginService:
         moved_from = await self._store.record_verified(
             person, number.e164, None, channel=Method.TELEGRAM_CONTACT
         )
-        logger.info("Chat %s logged in with its own contact %s", person.chat_id, number.masked)
+        self._metrics.login_ended("completed")
+        logger.info(
+            "Chat %s logged in with its own contact %s",
+            person.chat_id,
+            number.masked,
+            extra=_fields(person.chat_id, number.masked, "verified"),
+        )
         if moved_from is not None:
             logger.info(
                 "Number %s moved from chat %s to %s", number.masked, moved_from, person.chat_id
@@ -198,7 +209,13 @@ class LoginService:
                     tries=tries,
                     channel=GATEWAY_CHANNEL,
                 )
-                logger.info("Telegram code sent to %s for chat %s", number.masked, person.chat_id)
+                self._count_start(number, counted.SENT, channel=GATEWAY_CHANNEL)
+                logger.info(
+                    "Telegram code sent to %s for chat %s",
+                    number.masked,
+                    person.chat_id,
+                    extra=_fields(person.chat_id, number.masked, "code_sent"),
+                )
                 return NumberOutcome(
                     NumberResult.CODE_SENT,
                     expires_at=sent_until,
@@ -226,6 +243,7 @@ class LoginService:
                 channel=channel,
             )
             result = NumberResult.ALREADY_SENT
+            self._count_start(number, counted.REUSED, channel=channel)
         else:
             expires_at = await self._store.record_code_sent(
                 person,
@@ -239,7 +257,13 @@ class LoginService:
                 detail=START_BY + channel if self._gateway is not None else None,
             )
             result = NumberResult.CODE_SENT
-        logger.info("Code sent to %s for chat %s", number.masked, person.chat_id)
+            self._count_start(number, counted.SENT, channel=channel)
+        logger.info(
+            "Code sent to %s for chat %s",
+            number.masked,
+            person.chat_id,
+            extra=_fields(person.chat_id, number.masked, "code_sent"),
+        )
         return NumberOutcome(
             result,
             expires_at=expires_at,
@@ -324,6 +348,11 @@ class LoginService:
 
     async def submit_code(self, person: Person, code: str) -> CodeOutcome:
         """Check a code against the chat's running request."""
+        outcome = await self._check_code(person, code)
+        self._metrics.code_checked(outcome.result.name.lower())
+        return outcome
+
+    async def _check_code(self, person: Person, code: str) -> CodeOutcome:
         flow = await self._store.flow_of(person.chat_id)
         if flow is None or flow.step != Step.CODE or not flow.request_id:
             return CodeOutcome(CodeResult.NO_FLOW)
@@ -344,7 +373,13 @@ class LoginService:
             flow.request_id,
             channel=proving_channel(flow, self._policy, self._now()),
         )
-        logger.info("Chat %s verified %s", person.chat_id, mask(phone))
+        self._metrics.login_ended("completed")
+        logger.info(
+            "Chat %s verified %s",
+            person.chat_id,
+            mask(phone),
+            extra=_fields(person.chat_id, mask(phone), "verified"),
+        )
         if moved_from is not None:
             logger.info(
                 "Number %s moved from chat %s to %s", mask(phone), moved_from, person.chat_id
@@ -372,6 +407,7 @@ class LoginService:
         number = parse_e164(flow.phone_number)
         refusal = await self._store.rate_refusal(person, number)
         if refusal is not None:
+            self._refused(person, number, counted.LIMITED, refusal.rule)
             return NumberOutcome(NumberResult.LIMITED, refusal=refusal)
         if not await self._store.drop_request(flow):
             return NumberOutcome(NumberResult.NO_FLOW)
@@ -412,6 +448,8 @@ class LoginService:
         flow = await self._store.cancel_flow(chat_id, reason=reason)
         if flow is None:
             return False
+        if flow.step != Step.EXPIRED:
+            self._metrics.login_ended("cancelled")
         if flow.step == Step.CODE and flow.request_id:
             await self._cancel_quietly(flow.request_id, flow.channel)
         return flow.step != Step.EXPIRED
@@ -446,7 +484,7 @@ class LoginService:
         refusal = limits_rules.destination_refusal(self._limits, number)
         if refusal is None:
             return None
-        logger.info("Refused %s for chat %s: %s", number.masked, person.chat_id, refusal.rule)
+        self._refused(person, number, counted.REFUSED, refusal.rule)
         await self._store.record_limited(person, number, refusal.rule)
         return NumberOutcome(NumberResult.REFUSED, refusal=refusal)
 
@@ -456,9 +494,12 @@ class LoginService:
     async def _expire(self, flow: LoginFlow) -> None:
         if not await self._store.expire(flow):
             return
+        self._metrics.login_ended("expired")
         if flow.request_id:
             await self._cancel_quietly(flow.request_id, flow.channel)
-        logger.info("Code for chat %s expired", flow.chat_id)
+        logger.info(
+            "Code for chat %s expired", flow.chat_id, extra=_fields(flow.chat_id, None, "expired")
+        )
 
     async def _start_or_recover(
         self, person: Person, number: PhoneNumber, start_id: int
@@ -501,6 +542,8 @@ class LoginService:
         self, person: Person, number: PhoneNumber, failure: VerifyFailure, start_id: int
     ) -> NumberOutcome:
         kind = failure.kind
+        reason = "number_busy" if kind is FailureKind.CONFLICT else kind.value
+        self._count_start(number, counted.FAILED, reason, channel=self._vonage_channels[0])
         await self._store.record_start_failed(
             person,
             number,
@@ -509,7 +552,7 @@ class LoginService:
             # may have sent a code and stays counted, so the limits hold while Vonage is
             # degraded.
             uncount=failure.refused,
-            reason="number_busy" if kind is FailureKind.CONFLICT else kind.value,
+            reason=reason,
         )
         if kind is FailureKind.INVALID_NUMBER:
             return NumberOutcome(NumberResult.INVALID_NUMBER)
@@ -526,18 +569,45 @@ class LoginService:
             if tries_left is None:
                 return CodeOutcome(CodeResult.NO_FLOW)
             if tries_left == 0:
+                self._metrics.login_ended("failed")
                 if flow.request_id:
                     await self._cancel_quietly(flow.request_id, flow.channel)
                 return CodeOutcome(CodeResult.TOO_MANY)
             return CodeOutcome(CodeResult.WRONG, tries_left=tries_left)
         if kind is FailureKind.TOO_MANY_WRONG:
             await self._store.end_flow(flow, Event.FAILED, "too_many_wrong")
+            self._metrics.login_ended("failed")
             return CodeOutcome(CodeResult.TOO_MANY)
         if kind is FailureKind.NOT_FOUND:
             await self._store.end_flow(flow, Event.EXPIRED, "unknown to vonage")
+            self._metrics.login_ended("expired")
             return CodeOutcome(CodeResult.EXPIRED)
         await self._store.record_flow_event(flow, Event.FAILED, f"check_{kind.value}")
         return CodeOutcome(CodeResult.UNAVAILABLE, alert=await self._account_alert(kind))
+
+    def _refused(self, person: Person, number: PhoneNumber, outcome: str, rule: Rule) -> None:
+        """A start a rule refused (`outcome`: REFUSED or LIMITED), logged and counted."""
+        logger.info(
+            "%s %s for chat %s: %s",
+            outcome.capitalize(),
+            number.masked,
+            person.chat_id,
+            rule,
+            extra=_fields(person.chat_id, number.masked, f"{outcome}_{rule}"),
+        )
+        self._count_start(number, outcome, rule)
+
+    def _count_start(
+        self, number: PhoneNumber, outcome: str, reason: str = "", *, channel: str | None = None
+    ) -> None:
+        """A start and what became of it, by the channel its code went by (or would have:
+        the first of the workflow when a rule refused it)."""
+        self._metrics.start(
+            region=number.region,
+            channel=channel or self._policy.workflow[0],
+            outcome=outcome,
+            reason=reason,
+        )
 
     async def _cancel_quietly(self, request_id: str, channel: str | None) -> None:
         """Cancel a request we no longer want (revoke it, if it went by the Gateway: Telegram
@@ -569,3 +639,8 @@ class LoginService:
 @dataclass(frozen=True, slots=True)
 class _Reused:
     request_id: str
+
+
+def _fields(chat_id: int, number: str | None, outcome: str) -> dict[str, object]:
+    """A login event's fields for structured logs (`LOG_FORMAT=json`): the number masked."""
+    return {"chat_id": chat_id, "number": number, "outcome": outcome}

@@ -13,6 +13,7 @@ import logging
 import os
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -26,6 +27,8 @@ from urllib3.util.ssl_ import create_urllib3_context
 from vonage_http_client import Auth, HttpClient, HttpClientOptions
 from vonage_http_client.errors import HttpRequestError
 from vonage_verify import SmsChannel, Verify, VerifyRequest, VoiceChannel
+
+from bot.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 
@@ -80,12 +83,19 @@ class VerifyClient:
     """Starts, checks, cancels and advances Verify v2 requests without blocking the loop."""
 
     def __init__(
-        self, http: HttpClient, config: VerifyConfig, *, max_workers: int, timeout: float
+        self,
+        http: HttpClient,
+        config: VerifyConfig,
+        *,
+        max_workers: int,
+        timeout: float,
+        metrics: Metrics | None = None,
     ) -> None:
         self._http = http
         self._verify = Verify(http)
         self._config = config
         self._timeout = timeout
+        self._metrics = metrics or Metrics()
         self._max_workers = max_workers
         self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="vonage")
 
@@ -101,6 +111,7 @@ class VerifyClient:
         api_secret: str | None = None,
         application_id: str | None = None,
         private_key: str | None = None,
+        metrics: Metrics | None = None,
     ) -> VerifyClient:
         """A client for Vonage with either key and secret or application id and private key,
         which sends every call once: when an answer is lost, the bot decides what comes next.
@@ -137,7 +148,9 @@ class VerifyClient:
             ),
         )
         read_environment_once(session, f"https://{api_host}/")
-        return cls(http, config, max_workers=max_workers, timeout=timeout_seconds + 5)
+        return cls(
+            http, config, max_workers=max_workers, timeout=timeout_seconds + 5, metrics=metrics
+        )
 
     def start_workers(self) -> None:
         """Start every worker thread now (blocking, briefly). The pool otherwise starts them
@@ -159,6 +172,28 @@ class VerifyClient:
         self._http._session.close()
 
     async def _call(self, what: str, fn: Callable[..., T], *args: Any) -> T:
+        """One call, timed and counted by its outcome (`ok` or the failure kind)."""
+        started = time.perf_counter()
+        outcome = "cancelled"  # unless it returns or fails: the bot gave up waiting
+        try:
+            result = await self._send(what, fn, *args)
+            outcome = "ok"
+            return result
+        except VerifyFailure as failure:
+            outcome = failure.kind.value
+            raise
+        finally:
+            seconds = time.perf_counter() - started
+            self._metrics.provider_call(what, outcome, seconds)
+            logger.debug(
+                "Verify %s: %s in %.3f s",
+                what,
+                outcome,
+                seconds,
+                extra={"operation": what, "outcome": outcome, "duration": round(seconds, 4)},
+            )
+
+    async def _send(self, what: str, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(self._executor, fn, *args)
         try:

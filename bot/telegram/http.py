@@ -19,6 +19,8 @@ time, as they do under the flood limiter.
 
 from __future__ import annotations
 
+import time
+
 import aiohttp
 from aiohttp.helpers import BasicAuth, get_env_proxy_for_url
 from telegram._utils.defaultvalue import DefaultValue
@@ -26,6 +28,8 @@ from telegram._utils.types import ODVInput
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
 from yarl import URL
+
+from bot.metrics import Metrics
 
 
 class AiohttpRequest(BaseRequest):
@@ -38,6 +42,7 @@ class AiohttpRequest(BaseRequest):
         read_timeout: float | None = 5.0,
         connect_timeout: float | None = 5.0,
         pool_timeout: float | None = 1.0,
+        metrics: Metrics | None = None,
     ) -> None:
         if connection_pool_size < 1:
             raise ValueError("connection_pool_size must be at least 1")
@@ -48,6 +53,7 @@ class AiohttpRequest(BaseRequest):
         self._session: aiohttp.ClientSession | None = None
         # (scheme, host) -> the proxy from the environment for it (None: direct)
         self._proxies: dict[tuple[str, str], tuple[URL, BasicAuth | None] | None] = {}
+        self._metrics = metrics or Metrics()
 
     @property
     def read_timeout(self) -> float | None:
@@ -97,6 +103,8 @@ class AiohttpRequest(BaseRequest):
         )
         target = URL(url)
         proxy, proxy_auth = self._proxy_for(target) or (None, None)
+        started = time.perf_counter()
+        status = "cancelled"  # unless it is answered or fails
         try:
             async with session.request(
                 method,
@@ -107,12 +115,18 @@ class AiohttpRequest(BaseRequest):
                 proxy=proxy,
                 proxy_auth=proxy_auth,
             ) as response:
-                return response.status, await response.read()
+                body = await response.read()
+                status = str(response.status)
+                return response.status, body
         except TimeoutError as error:  # aiohttp's timeouts are TimeoutErrors
+            status = "timeout"
             raise TimedOut from error
         except aiohttp.ClientError as error:
+            status = "network"
             # The class name only: some aiohttp errors quote the URL, which holds the token.
             raise NetworkError(f"aiohttp.{type(error).__name__}") from error
+        finally:
+            self._metrics.telegram_call(url, status, time.perf_counter() - started)
 
     def _proxy_for(self, url: URL) -> tuple[URL, BasicAuth | None] | None:
         """The proxy the environment names for the URL's host (HTTP(S)_PROXY, NO_PROXY, a

@@ -33,7 +33,8 @@ from bot.login.service import FlowPolicy, LoginService
 from bot.login.steps import GATEWAY_CHANNEL
 from bot.login.verification import VerifyClient, VerifyConfig
 from bot.login.weblogin import WebLogin, WebLoginPolicy
-from bot.telegram import commands, webhook
+from bot.metrics import Metrics
+from bot.telegram import commands, metrics_http, webhook
 from bot.telegram.handlers.base import BotApp
 from bot.telegram.handlers.login import announce_fallbacks
 from bot.telegram.ordering import ChatOrderedUpdateProcessor
@@ -57,9 +58,9 @@ async def serve(settings: Settings) -> None:
         if settings.webhook_url:
             await receiving.enter_async_context(webhook.receiving(application, settings))
         else:
-            if settings.oidc_issuer:
-                # The web login needs the HTTP server in polling mode too (the health check
-                # and the OIDC endpoints, no webhook path).
+            if webhook.serves_http(settings):
+                # The web login needs the HTTP server in polling mode too (the health check,
+                # the metrics and the OIDC endpoints, no webhook path).
                 await receiving.enter_async_context(webhook.web_serving(application, settings))
             logger.info("Starting to poll for updates")
             await receiving.enter_async_context(polling(application))
@@ -75,14 +76,23 @@ async def running(
     sweep_seconds: float = SWEEP_SECONDS,
 ) -> AsyncIterator[BotApp]:
     """The bot, started: services open, command menu set, handling whatever updates its
-    processor is given. `sweep_seconds=0` runs no sweeper (tests expire codes themselves)."""
-    application = build_application(settings)
+    processor is given; its metrics served on METRICS_PORT when the bot's HTTP server (which
+    serves them otherwise) does not run. `sweep_seconds=0` runs no sweeper (tests expire
+    codes themselves)."""
+    metrics = Metrics()
+    application = build_application(settings, metrics)
     async with contextlib.AsyncExitStack() as stack:
         # Initialising asks Telegram who the bot is: a wrong token stops the start here.
         await stack.enter_async_context(application)
-        services = await stack.enter_async_context(open_services(settings, clock=clock))
+        services = await stack.enter_async_context(
+            open_services(settings, clock=clock, metrics=metrics)
+        )
         application.bot_data.services = services
         stack.callback(setattr, application.bot_data, "services", None)
+        if settings.metrics_port is not None and not webhook.serves_http(settings):
+            await stack.enter_async_context(
+                metrics_http.serving(application, settings.metrics_listen, settings.metrics_port)
+            )
         await _set_command_menu(application)
         if services.web is not None:
             await services.web.prepare()
@@ -117,7 +127,7 @@ async def polling(application: BotApp, *, poll_timeout: int = 10) -> AsyncIterat
 
 @contextlib.asynccontextmanager
 async def open_services(
-    settings: Settings, *, clock: Callable[[], datetime] = utcnow
+    settings: Settings, *, clock: Callable[[], datetime] = utcnow, metrics: Metrics
 ) -> AsyncIterator[Services]:
     """What the handlers use (the database, the Verify client, the services on them), open
     while inside."""
@@ -125,12 +135,17 @@ async def open_services(
     try:
         if not is_sqlite(settings.database_url):
             await _check_connection_budget(engine, settings.database_pool_size)
-        verify = verify_client(settings)
+        verify = verify_client(settings, metrics)
         gateway = gateway_client(settings)
         try:
             await asyncio.to_thread(verify.start_workers)
             yield make_services(
-                settings, engine=engine, verify=verify, gateway=gateway, clock=clock
+                settings,
+                engine=engine,
+                verify=verify,
+                gateway=gateway,
+                clock=clock,
+                metrics=metrics,
             )
         finally:
             if gateway is not None:
@@ -147,6 +162,7 @@ def make_services(
     verify: VerifyClient,
     clock: Callable[[], datetime],
     gateway: GatewayClient | None = None,
+    metrics: Metrics,
 ) -> Services:
     """The services the settings describe, on an open database and Verify client."""
     sessions = make_sessionmaker(engine)
@@ -177,9 +193,11 @@ def make_services(
             channel_timeout=settings.verify_channel_timeout,
         ),
         clock=clock,
+        metrics=metrics,
     )
     return Services(
         engine=engine,
+        metrics=metrics,
         login=login,
         admin=AdminService(
             sessions=sessions,
@@ -229,7 +247,7 @@ def web_login(
     )
 
 
-def verify_client(settings: Settings) -> VerifyClient:
+def verify_client(settings: Settings, metrics: Metrics) -> VerifyClient:
     """The Verify client the settings describe."""
     secret = settings.vonage_api_secret
     key = settings.vonage_private_key
@@ -247,6 +265,7 @@ def verify_client(settings: Settings) -> VerifyClient:
         api_secret=secret.get_secret_value() if secret else None,
         application_id=settings.vonage_application_id,
         private_key=key.get_secret_value() if key else None,
+        metrics=metrics,
     )
 
 

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.admin.service import AdminService
 from bot.login.service import LoginService
 from bot.login.weblogin import WebLogin
+from bot.metrics import Metrics
 
 
 @dataclass(slots=True)
@@ -16,6 +17,7 @@ class Services:
     """Everything handlers use, in one place."""
 
     engine: AsyncEngine
+    metrics: Metrics
     login: LoginService
     admin: AdminService
     admin_ids: frozenset[int]

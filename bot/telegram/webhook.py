@@ -1,6 +1,7 @@
 """The bot's HTTP server: in webhook mode Telegram posts updates to it; it always answers a
-health check; and with OIDC_ISSUER set it serves the OpenID Connect endpoints (`bot.web.oidc`),
-in polling mode too (then without the webhook path).
+health check and serves the metrics (`bot.telegram.metrics_http`); and with OIDC_ISSUER set it
+serves the OpenID Connect endpoints (`bot.web.oidc`), in polling mode too (then without the
+webhook path).
 
 Each update is handled before the response is sent, so Telegram delivers it again if the
 process dies half-way (with several processes on PostgreSQL, the per-chat locks make sure it
@@ -29,6 +30,7 @@ from bot.clock import utcnow
 from bot.config import Settings
 from bot.login import gateway
 from bot.login.weblogin import WebLogin
+from bot.telegram import metrics_http
 from bot.telegram.handlers.base import BotApp
 from bot.telegram.updates import NotAnUpdate, parse_update
 from bot.web.oidc import OidcEdge, oidc_routes
@@ -146,11 +148,21 @@ def oidc_edge_routes(application: BotApp, settings: Settings) -> list[web.RouteD
     )
 
 
+def serves_http(settings: Settings) -> bool:
+    """Whether the bot runs its HTTP server (`web_serving`): for the webhook, or for the web
+    login (polling too)."""
+    return bool(settings.webhook_url or settings.oidc_issuer)
+
+
 def web_serving(application: BotApp, settings: Settings) -> AbstractAsyncContextManager[int]:
     """The HTTP server of a running bot on WEBHOOK_LISTEN:WEBHOOK_PORT: the health check, the
-    webhook when WEBHOOK_URL is set, the OIDC endpoints when OIDC_ISSUER is set. On exit it
-    stops accepting, then waits for the requests (updates) being handled."""
-    routes = health_routes(application) + oidc_edge_routes(application, settings)
+    metrics, the webhook when WEBHOOK_URL is set, the OIDC endpoints when OIDC_ISSUER is set.
+    On exit it stops accepting, then waits for the requests (updates) being handled."""
+    routes = [
+        *health_routes(application),
+        *metrics_http.routes(application),
+        *oidc_edge_routes(application, settings),
+    ]
     token, callback = settings.telegram_gateway_token, gateway_callback_url(settings)
     if token is not None and callback is not None:
         routes += gateway_report_routes(

@@ -1,0 +1,122 @@
+"""Prometheus metrics as an operator scrapes them: GET /metrics (METRICS_PORT in polling
+mode, the webhook server otherwise) shows each figure move by exactly what happened."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from bot import texts
+from bot.demo.sandbox import FakeTelegram, FakeVerify, free_port
+from tests.helpers import NUMBER, TOKEN, Chat, Scrape, refuse_new_logins, scrape
+
+STARTS = "phone_login_verification_starts_total"
+CHECKS = "phone_login_code_checks_total"
+LOGINS = "phone_login_logins_total"
+TRIPPED = "phone_login_limits_tripped_total"
+VERIFY_CALLS = "phone_login_provider_call_seconds_count"
+TELEGRAM_CALLS = "phone_login_telegram_call_seconds_count"
+RATE_LIMITED = "phone_login_telegram_rate_limited_total"
+UPDATES = "phone_login_update_handling_seconds_count"
+DATABASE_ERRORS = "phone_login_database_errors_total"
+
+
+async def test_a_login_a_wrong_code_a_refusal_and_a_verify_failure_move_exactly_their_counters(
+    start_bot: Callable[..., Any], tg: FakeTelegram, verify: FakeVerify
+) -> None:
+    port = free_port()
+    await start_bot(metrics_port=port, denied_country_codes="49")
+    url = f"http://127.0.0.1:{port}/metrics"
+    ada, bob, eve = Chat(tg, 1001), Chat(tg, 1002), Chat(tg, 1003)
+    sent_before = len(tg.calls_to("sendMessage"))
+    before = await scrape(url)
+
+    # Ada logs in, with one wrong code first; Telegram makes the bot wait once on the way.
+    tg.fail_next("sendMessage", 429, retry_after=1)
+    await ada.send("/login")
+    await ada.number(NUMBER)
+    right = verify.last_code()
+    wrong = "000000" if right != "000000" else "111111"
+    assert await ada.say(wrong) == texts.WRONG_CODE.format(tries=texts.TRIES[2])
+    assert await ada.say(right) == texts.VERIFIED.format(number="+44 7400 123123")
+    # Bob's number is in a country the bot never sends to.
+    await bob.send("/login")
+    await bob.send("+49 151 23456789")
+    # Vonage fails Eve's start.
+    await eve.send("/login")
+    verify.fail_next(500, path_kind="start")
+    await eve.send("+33 6 12 34 56 78")
+    await ada.quiet()
+    moved = await scrape(url) - before
+
+    assert moved.value(STARTS, region="GB", channel="sms", outcome="sent", reason="") == 1
+    assert moved.value(STARTS, region="DE", channel="sms", outcome="refused", reason="country") == 1
+    failed = {"outcome": "failed", "reason": "unavailable"}
+    assert moved.value(STARTS, region="FR", channel="sms", **failed) == 1
+    assert moved.total(STARTS) == 3
+    assert moved.value(TRIPPED, rule="country") == 1
+    assert moved.total(TRIPPED) == 1
+    assert moved.value(CHECKS, result="wrong") == 1
+    assert moved.value(CHECKS, result="verified") == 1
+    assert moved.total(CHECKS) == 2
+    assert moved.value(LOGINS, outcome="completed") == 1
+    assert moved.total(LOGINS) == 1
+    # Verify: two starts (one failed), two checks (one wrong); nothing else.
+    for operation, outcome in [
+        ("start", "ok"),
+        ("start", "unavailable"),
+        ("check", "wrong_code"),
+        ("check", "ok"),
+    ]:
+        calls = moved.value(VERIFY_CALLS, provider="verify", operation=operation, outcome=outcome)
+        assert calls == 1, (operation, outcome)
+    assert moved.total(VERIFY_CALLS) == 4
+    # Telegram: every sendMessage the fake received, one of them answered with 429.
+    sends = len(tg.calls_to("sendMessage")) - sent_before
+    assert moved.value(TELEGRAM_CALLS, method="sendMessage", status="200") == sends - 1
+    assert moved.value(TELEGRAM_CALLS, method="sendMessage", status="429") == 1
+    assert moved.value(RATE_LIMITED, method="sendMessage") == 1
+    # Eight messages: four of Ada's, two each of Bob's and Eve's; all done, none waiting.
+    assert moved.value(UPDATES, type="message") == 8
+    assert moved.total(UPDATES) == 8
+    after = await scrape(url)
+    assert after.value("phone_login_updates_in_flight") == 0
+    assert after.value("phone_login_updates_waiting") == 0
+    assert moved.total(DATABASE_ERRORS) == 0
+
+
+async def test_no_label_holds_a_chat_id_a_number_or_the_token(
+    start_bot: Callable[..., Any], tg: FakeTelegram, verify: FakeVerify
+) -> None:
+    port = free_port()
+    await start_bot(metrics_port=port)
+    ada = Chat(tg, 5123456789)
+    await ada.send("/login")
+    await ada.number(NUMBER)
+    await ada.say(verify.last_code())
+    await ada.quiet()
+    shown = await scrape(f"http://127.0.0.1:{port}/metrics")
+
+    values = {value for _, labels in shown.samples for _, value in labels}
+    assert "sendMessage" in values  # labels are there, just none of these
+    for private in ("5123456789", "447400123123", TOKEN.partition(":")[2]):
+        assert not any(private in value for value in values), private
+
+
+async def test_a_database_error_is_counted_by_its_kind(
+    start_bot: Callable[..., Any], tg: FakeTelegram, verify: FakeVerify, database_url: str
+) -> None:
+    port = free_port()
+    await start_bot(metrics_port=port)
+    url = f"http://127.0.0.1:{port}/metrics"
+    ada = Chat(tg, 1001)
+    await refuse_new_logins(database_url)
+    before = await scrape(url)
+    await ada.send("/login")
+    await ada.number(NUMBER)
+
+    assert await ada.say(verify.last_code()) == texts.APOLOGY
+    moved: Scrape = await scrape(url) - before
+    assert moved.value(DATABASE_ERRORS, kind="IntegrityError") == 1
+    assert moved.total(DATABASE_ERRORS) == 1
+    assert moved.value(LOGINS, outcome="completed") == 0
