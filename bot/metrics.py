@@ -47,8 +47,8 @@ class Metrics:
         self.code_checks = Counter(
             "phone_login_code_checks",
             "Codes users gave, by result (verified, wrong, too_many, expired, unavailable, "
-            "no_flow)",
-            ["result"],
+            "no_flow) and the region of the number they were sent to (empty: no code sent)",
+            ["result", "region"],
             registry=registry,
         )
         self.logins = Counter(
@@ -121,9 +121,9 @@ class Metrics:
         if outcome in (REFUSED, LIMITED):
             self.limits_tripped.labels(reason).inc()
 
-    def code_checked(self, result: str) -> None:
+    def code_checked(self, result: str, region: str) -> None:
         """A code a user gave, and its result."""
-        self.code_checks.labels(result).inc()
+        self.code_checks.labels(result, region).inc()
 
     def login_ended(self, outcome: str) -> None:
         """A login attempt ended (one of LOGIN_OUTCOMES)."""

@@ -18,7 +18,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from bot.admin import reports
+from bot.admin import report_html, reports
 from bot.admin.service import (
     PAID_CHANNELS,
     AdminService,
@@ -80,7 +80,14 @@ def add_admin_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
         "conversion rate in a region is flagged as possible SMS pumping.",
     )
     stats.add_argument("--days", type=int, default=7, help="how many days back (default 7)")
-    _add_json_forms(stats, "one JSON object instead of text")
+    form = _add_json_forms(stats, "one JSON object instead of text")
+    form.add_argument(
+        "--html",
+        metavar="FILE",
+        type=Path,
+        help="write a self-contained HTML report (a chart per day, a table per region) to "
+        "FILE; it opens in any browser, without network",
+    )
     _add_oidc_commands(commands)
 
 
@@ -302,6 +309,15 @@ async def _user_command(admin: AdminService, args: argparse.Namespace) -> int:
 
 async def _stats(admin: AdminService, args: argparse.Namespace) -> int:
     stats = await admin.stats(args.days)
+    if args.html:
+        page = report_html.stats_html(stats, generated_at=utcnow())
+        try:
+            args.html.write_text(page, encoding="utf-8")
+        except OSError as error:
+            print(f"error: cannot write {args.html}: {error.strerror}", file=sys.stderr)
+            return 1
+        print(f"Wrote the report to {args.html}")
+        return 0
     form = _form(args)
     if form == "text":
         print(reports.stats_text(stats))

@@ -100,7 +100,8 @@ def user_report(report: UserReport) -> str:
     return "\n".join(lines)
 
 
-def _rate(value: float | None) -> str:
+def rate(value: float | None) -> str:
+    """A conversion rate as people read it: `60%`, or `-` before any start."""
     return "-" if value is None else f"{value:.0%}"
 
 
@@ -109,26 +110,26 @@ def stats_text(stats: Stats) -> str:
     total = stats.total
     lines = [
         f"Last {stats.days} day(s) since {stats.since:%Y-%m-%d} UTC: {total.starts} started, "
-        f"{total.verified} verified, conversion {_rate(total.conversion)}",
+        f"{total.verified} verified, conversion {rate(total.conversion)}",
         "",
         "Per day:",
     ]
     lines += [
-        f"  {day}: {c.starts} started, {c.verified} verified, {_rate(c.conversion)}"
+        f"  {day}: {c.starts} started, {c.verified} verified, {rate(c.conversion)}"
         + _spend_note(stats, c)
         for day, c in stats.per_day.items()
     ] or ["  (nothing)"]
     lines.append("Per region:")
     suspicious = set(stats.suspicious_regions)
     lines += [
-        f"  {_place_label(key)}: {c.starts} started, {c.verified} verified, {_rate(c.conversion)}"
+        f"  {place_label(key)}: {c.starts} started, {c.verified} verified, {rate(c.conversion)}"
         + _spend_note(stats, c)
         + ("  <- LOW CONVERSION: possible SMS pumping" if key in suspicious else "")
         for key, c in stats.per_region.items()
     ] or ["  (nothing)"]
     lines.append("Failures: " + (_counts(stats.failures) or "none"))
     lines.append("Limits tripped: " + (_counts(stats.limits) or "none"))
-    lines.append(_spend_line(stats))
+    lines.append(spend_line(stats))
     lines.append(
         "Web logins per client: "
         + (
@@ -151,7 +152,7 @@ def _spend_note(stats: Stats, counts: Counts) -> str:
     return f", spend {stats.prices.currency} {amount(stats.spend(counts)) or 'unknown'}"
 
 
-def _spend_line(stats: Stats) -> str:
+def spend_line(stats: Stats) -> str:
     """The estimated spend of the period, per verified login, and the sends it comes from."""
     prices, total = stats.prices, stats.total
     sends = ", ".join(f"{channel} {n}" for channel, n in sorted(total.sends.items())) or "none"
@@ -171,8 +172,9 @@ def _spend_line(stats: Stats) -> str:
     )
 
 
-def _place_label(key: str) -> str:
-    """`JM (+1)` for a region; a calling code (`+882`) or `unknown` as it is."""
+def place_label(key: str) -> str:
+    """How a place of `Stats.per_region` is shown: `JM (+1)` for a region; a calling code
+    (`+882`) or `unknown` as it is."""
     return f"{key} (+{phone.region_calling_code(key)})" if phone.is_region(key) else key
 
 

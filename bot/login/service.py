@@ -348,12 +348,13 @@ class LoginService:
 
     async def submit_code(self, person: Person, code: str) -> CodeOutcome:
         """Check a code against the chat's running request."""
-        outcome = await self._check_code(person, code)
-        self._metrics.code_checked(outcome.result.name.lower())
+        flow = await self._store.flow_of(person.chat_id)
+        outcome = await self._check_code(person, flow, code)
+        number = parse_e164(flow.phone_number) if flow and flow.phone_number else None
+        self._metrics.code_checked(outcome.result.name.lower(), number.region if number else "")
         return outcome
 
-    async def _check_code(self, person: Person, code: str) -> CodeOutcome:
-        flow = await self._store.flow_of(person.chat_id)
+    async def _check_code(self, person: Person, flow: LoginFlow | None, code: str) -> CodeOutcome:
         if flow is None or flow.step != Step.CODE or not flow.request_id:
             return CodeOutcome(CodeResult.NO_FLOW)
         if self._expired(flow):
