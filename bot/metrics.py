@@ -107,8 +107,9 @@ class Metrics:
         )
         self.web_logins = Counter(
             "phone_login_web_logins",
-            "Logins to websites through the bot (OpenID Connect), by client and outcome",
-            ["client", "outcome"],
+            "Logins to websites through the bot (OpenID Connect), by registered client id and "
+            "outcome (opened, approved, exchanged, refused); reason is the refusal's",
+            ["client", "outcome", "reason"],
             registry=registry,
         )
         # Series that exist from the start, so rates and alerts see zeros, not gaps.
@@ -128,6 +129,12 @@ class Metrics:
     def login_ended(self, outcome: str) -> None:
         """A login attempt ended (one of LOGIN_OUTCOMES)."""
         self.logins.labels(outcome).inc()
+
+    def web_login(self, client: str | None, outcome: str, reason: str = "") -> None:
+        """A step of a website's login: its page opened, approved in Telegram, its code
+        exchanged, or refused (`client` only ever a registered client's id; `-` when none
+        is known, so a made-up client id never becomes a series)."""
+        self.web_logins.labels(client or "-", outcome, reason).inc()
 
     def provider_call(self, operation: str, outcome: str, seconds: float) -> None:
         """One Verify call and how long it took."""

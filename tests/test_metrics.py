@@ -8,7 +8,22 @@ from typing import Any
 
 from bot import texts
 from bot.demo.sandbox import FakeTelegram, FakeVerify, free_port
-from tests.helpers import NUMBER, TOKEN, Chat, Scrape, refuse_new_logins, scrape
+from tests.helpers import (
+    NUMBER,
+    TOKEN,
+    Browser,
+    Chat,
+    Provider,
+    Scrape,
+    authorize_url,
+    exchange,
+    login,
+    open_link,
+    query_of,
+    refuse_new_logins,
+    scrape,
+    tap,
+)
 
 STARTS = "phone_login_verification_starts_total"
 CHECKS = "phone_login_code_checks_total"
@@ -19,6 +34,7 @@ TELEGRAM_CALLS = "phone_login_telegram_call_seconds_count"
 RATE_LIMITED = "phone_login_telegram_rate_limited_total"
 UPDATES = "phone_login_update_handling_seconds_count"
 DATABASE_ERRORS = "phone_login_database_errors_total"
+WEB = "phone_login_web_logins_total"
 
 
 async def test_a_login_a_wrong_code_a_refusal_and_a_verify_failure_move_exactly_their_counters(
@@ -120,3 +136,30 @@ async def test_a_database_error_is_counted_by_its_kind(
     assert moved.value(DATABASE_ERRORS, kind="IntegrityError") == 1
     assert moved.total(DATABASE_ERRORS) == 1
     assert moved.value(LOGINS, outcome="completed") == 0
+
+
+async def test_a_website_login_and_a_refused_one_move_the_web_login_counters(
+    provider: Provider, tg: FakeTelegram, verify: FakeVerify, person: Browser
+) -> None:
+    url = f"{provider.issuer}/metrics"  # the bot's HTTP server (polling mode, OIDC on)
+    ada = Chat(tg, 1001)
+    await login(ada, verify)
+    before = await scrape(url)
+    shop = provider.shop.client_id
+
+    page = await person.open(authorize_url(provider, shop))
+    await tap(ada, await open_link(ada, page), str(page.number))
+    code = query_of(await person.answer(page))["code"]
+    assert (await exchange(provider, code))[0] == 200
+    refused = await person.open(authorize_url(provider, shop))
+    await tap(ada, await open_link(ada, refused), "Not me")
+    await person.get(authorize_url(provider, "made-up-client"))
+    moved = await scrape(url) - before
+
+    assert moved.value(WEB, client=shop, outcome="opened", reason="") == 2
+    assert moved.value(WEB, client=shop, outcome="approved", reason="") == 1
+    assert moved.value(WEB, client=shop, outcome="exchanged", reason="") == 1
+    assert moved.value(WEB, client=shop, outcome="refused", reason="not_me") == 1
+    assert moved.value(WEB, client="-", outcome="refused", reason="unknown_client") == 1
+    assert moved.total(WEB) == 6
+    assert moved.total(WEB, client="made-up-client") == 0

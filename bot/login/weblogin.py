@@ -41,6 +41,7 @@ from bot.login.audit import Audit, Event
 from bot.login.oidc_clients import redirect_uris_of, secret_hash, secret_matches
 from bot.login.oidc_keys import ALGORITHM, ProviderKeys
 from bot.login.steps import Person
+from bot.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 
@@ -333,6 +334,7 @@ class WebLogin:
         audit: Audit,
         policy: WebLoginPolicy,
         clock: Callable[[], datetime] = utcnow,
+        metrics: Metrics | None = None,
     ) -> None:
         self._sessions = sessions
         self._readers = readers or sessions
@@ -340,6 +342,7 @@ class WebLogin:
         self._audit = audit
         self._policy = policy
         self._now = clock
+        self._metrics = metrics or Metrics()
 
     @property
     def issuer(self) -> str:
@@ -480,6 +483,7 @@ class WebLogin:
                 "Authorization request for client %s refused: %s", client.client_id, limited
             )
             return refuse("temporarily_unavailable", "too many login requests; try again later")
+        self._metrics.web_login(client.client_id, "opened")
         logger.info("Authorization request %s opened for client %s", row.id, client.client_id)
         return Opened(self._page(row, client, browser_secret), browser_secret)
 
@@ -748,6 +752,7 @@ class WebLogin:
                 request_id=row.id,
                 detail=row.client_id,
             )
+        self._metrics.web_login(row.client_id, "approved")
         logger.info("Chat %s approved request %s", person.chat_id, request_id)
         return AnswerOutcome(AnswerResult.APPROVED, name)
 
@@ -812,6 +817,7 @@ class WebLogin:
             **claims,
         }
         id_token = await self._keys.sign({k: v for k, v in id_claims.items() if v is not None})
+        self._metrics.web_login(row.client_id, "exchanged")
         logger.info("Request %s: code exchanged by client %s", row.id, row.client_id)
         return Tokens(
             access_token=access_token,
@@ -922,6 +928,7 @@ class WebLogin:
     async def _record_refusal(self, client_id: str | None, reason: str, ip_hash: str) -> None:
         """A refusal before anything is stored, in a transaction of its own; looked up on a
         reader first, so a flood of repeated ones writes (and locks) nothing."""
+        self._metrics.web_login(client_id, "refused", reason)
         detail = _detail(client_id, reason)
         async with self._readers() as session:
             if await self._recorded(session, detail, chat_id=0, request_id=None, ip_hash=ip_hash):
@@ -943,7 +950,10 @@ class WebLogin:
     ) -> None:
         """Record a refusal in the caller's transaction, unless this chat or address had the
         same one (same request, same reason) within REFUSALS_ONCE_PER."""
-        detail = _detail(row.client_id if row is not None else client_id, reason)
+        client = row.client_id if row is not None else client_id
+        # Every refusal counts; the audit trail keeps one of a kind (REFUSALS_ONCE_PER).
+        self._metrics.web_login(client, "refused", reason)
+        detail = _detail(client, reason)
         request_id = row.id if row is not None else None
         if await self._recorded(
             session, detail, chat_id=chat_id, request_id=request_id, ip_hash=ip_hash

@@ -212,7 +212,9 @@ def make_services(
         can_call="voice" in vonage_channels(settings)[1:],
         resend_after=settings.limit_cooldown_seconds,
         trust_contact=settings.trust_telegram_contact,
-        web=web_login(settings, sessions=sessions, readers=readers, audit=audit, clock=clock),
+        web=web_login(
+            settings, sessions=sessions, readers=readers, audit=audit, clock=clock, metrics=metrics
+        ),
     )
 
 
@@ -223,6 +225,7 @@ def web_login(
     readers: async_sessionmaker[AsyncSession],
     audit: Audit,
     clock: Callable[[], datetime],
+    metrics: Metrics,
 ) -> WebLogin | None:
     """The OpenID Connect provider, when OIDC_ISSUER is set."""
     if settings.oidc_issuer is None:
@@ -244,6 +247,7 @@ def web_login(
             requests_per_client_per_hour=settings.limit_web_requests_per_client_per_hour,
         ),
         clock=clock,
+        metrics=metrics,
     )
 
 
