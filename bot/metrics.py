@@ -65,8 +65,8 @@ class Metrics:
         )
         self.provider_calls = Histogram(
             "phone_login_provider_call_seconds",
-            "Calls to the code provider (Vonage Verify), by operation (start, check, cancel, "
-            "next) and outcome (ok or the failure kind)",
+            "Calls to a code provider (verify: Vonage Verify), by operation (start, check, "
+            "cancel, next) and outcome (ok or the failure kind)",
             ["provider", "operation", "outcome"],
             registry=registry,
         )
@@ -136,9 +136,12 @@ class Metrics:
         is known, so a made-up client id never becomes a series)."""
         self.web_logins.labels(client or "-", outcome, reason).inc()
 
-    def provider_call(self, operation: str, outcome: str, seconds: float) -> None:
-        """One Verify call and how long it took."""
-        self.provider_calls.labels("verify", operation, outcome).observe(seconds)
+    def provider_call(
+        self, operation: str, outcome: str, seconds: float, *, provider: str = "verify"
+    ) -> None:
+        """One call to a code provider (`verify`: Vonage Verify; another provider's client
+        names itself) and how long it took."""
+        self.provider_calls.labels(provider, operation, outcome).observe(seconds)
 
     def telegram_call(self, url: str, status: str, seconds: float) -> None:
         """One Bot API call (its URL, token included, is reduced to the method name)."""
