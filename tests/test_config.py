@@ -107,6 +107,9 @@ def test_lists_are_comma_separated() -> None:
         ({"webhook_url": "http://bot.example/hook", "webhook_secret": "abc"}, "WEBHOOK_URL is"),
         ({"webhook_url": "https://b.example/h", "webhook_secret": "a b"}, "WEBHOOK_SECRET is"),
         ({"log_level": "LOUD"}, "LOG_LEVEL is invalid"),
+        ({"log_format": "xml"}, "LOG_FORMAT is invalid: must be text or json"),
+        ({"metrics_port": "9100x"}, "METRICS_PORT is invalid"),
+        ({"metrics_port": 65536}, "METRICS_PORT is invalid"),
         ({"database_pool_size": 0}, "DATABASE_POOL_SIZE is invalid"),
         ({"webhook_url": "https://b.example/h", "webhook_secret": "short"}, "WEBHOOK_SECRET is"),
         ({"vonage_api_host": "https://api.nexmo.com"}, "VONAGE_API_HOST is invalid"),
@@ -173,6 +176,13 @@ def test_the_token_is_named_first_when_nothing_is_set() -> None:
 )
 def test_plain_http_is_allowed_only_to_this_machine(url: str) -> None:
     assert Settings(_env_file=None, **BASE, telegram_base_url=url).telegram_base_url == url
+
+
+def test_an_empty_metrics_port_means_no_metrics_server_and_json_may_be_capitalised() -> None:
+    settings = Settings(_env_file=None, **BASE, metrics_port="", log_format="JSON")
+    assert settings.metrics_port is None
+    assert settings.log_format == "json"
+    assert Settings(_env_file=None, **BASE, metrics_port="9100").metrics_port == 9100
 
 
 def test_no_cooldown_and_equal_hourly_and_daily_limits_are_allowed() -> None:

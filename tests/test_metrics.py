@@ -3,16 +3,20 @@ mode, the webhook server otherwise) shows each figure move by exactly what happe
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable
 from typing import Any
 
 from bot import texts
 from bot.demo.sandbox import FakeTelegram, FakeVerify, free_port
+from bot.telegram.handlers.base import BotApp
 from tests.helpers import (
     NUMBER,
     TOKEN,
     Browser,
     Chat,
+    Clock,
     Provider,
     Scrape,
     authorize_url,
@@ -99,6 +103,90 @@ async def test_a_login_a_wrong_code_a_refusal_and_a_verify_failure_move_exactly_
     assert after.value("phone_login_updates_in_flight") == 0
     assert after.value("phone_login_updates_waiting") == 0
     assert moved.total(DATABASE_ERRORS) == 0
+
+
+async def test_cancelled_expired_and_failed_logins_and_a_rate_limit_are_counted_apart(
+    start_bot: Callable[..., Any], tg: FakeTelegram, verify: FakeVerify, clock: Clock
+) -> None:
+    port = free_port()
+    application: BotApp = await start_bot(metrics_port=port, limit_starts_per_hour=1)
+    url = f"http://127.0.0.1:{port}/metrics"
+    ada, bob, cy = Chat(tg, 1001), Chat(tg, 1002), Chat(tg, 1003)
+    before = await scrape(url)
+
+    # Ada cancels while her code is awaited, then asks again within the hour: limited.
+    await ada.send("/login")
+    await ada.number(NUMBER)
+    assert await ada.say("/cancel") == texts.CANCELLED
+    await ada.send("/login")
+    assert (await ada.say(NUMBER)).startswith("Too many codes were asked")
+    # Bob never types his code: the sweeper expires it.
+    await bob.send("/login")
+    await bob.number("+44 7400 123124")
+    clock.advance(600)
+    services = application.bot_data.services
+    assert services is not None
+    assert await services.login.expire_due() == 1
+    # Cy types three wrong codes.
+    await cy.send("/login")
+    await cy.number("+33 6 12 34 56 78")
+    wrong = "000000" if verify.last_code() != "000000" else "111111"
+    for tries in (2, 1):
+        assert await cy.say(wrong) == texts.WRONG_CODE.format(tries=texts.TRIES[tries])
+    assert await cy.say(wrong) == texts.TOO_MANY_WRONG
+    await ada.quiet()
+    moved = await scrape(url) - before
+
+    assert moved.value(LOGINS, outcome="cancelled") == 1
+    assert moved.value(LOGINS, outcome="expired") == 1
+    assert moved.value(LOGINS, outcome="failed") == 1
+    assert moved.total(LOGINS) == 3
+    limited = {"outcome": "limited", "reason": "hour"}
+    assert moved.value(STARTS, region="GB", channel="sms", **limited) == 1
+    assert moved.total(STARTS, outcome="sent") == 3
+    assert moved.total(STARTS) == 4
+    assert moved.value(TRIPPED, rule="hour") == 1
+    assert moved.total(TRIPPED) == 1
+    assert moved.value(CHECKS, result="wrong", region="FR") == 2
+    assert moved.value(CHECKS, result="too_many", region="FR") == 1
+    assert moved.total(CHECKS) == 3
+    # Ada's and Bob's requests were cancelled at Vonage.
+    assert moved.value(VERIFY_CALLS, provider="verify", operation="cancel", outcome="ok") == 2
+
+
+async def test_updates_in_flight_and_waiting_are_gauged_while_vonage_is_slow(
+    start_bot: Callable[..., Any], tg: FakeTelegram, verify: FakeVerify
+) -> None:
+    port = free_port()
+    await start_bot(metrics_port=port, vonage_timeout_seconds=10)
+    url = f"http://127.0.0.1:{port}/metrics"
+    ada = Chat(tg, 1001)
+    await ada.send("/login")
+    verify.hang_next(4, path_kind="start")
+    # Ada's number waits on Vonage; her next message waits for it (one chat, in order).
+    tg.send_text(ada.id, NUMBER)
+    tg.send_text(ada.id, "/whoami")
+
+    deadline = time.monotonic() + 3.5
+    shown = await scrape(url)
+    while (
+        shown.value("phone_login_updates_in_flight"),
+        shown.value("phone_login_updates_waiting"),
+    ) != (1, 1) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+        shown = await scrape(url)
+    assert shown.value("phone_login_updates_in_flight") == 1
+    assert shown.value("phone_login_updates_waiting") == 1
+
+    await tg.wait_for_messages(ada.id, 2, timeout=10)
+    await ada.quiet()
+    shown = await scrape(url)
+    assert shown.value("phone_login_updates_in_flight") == 0
+    assert shown.value("phone_login_updates_waiting") == 0
+    # The wait shows in both histograms: Vonage's latency and the update's handling time.
+    start = {"provider": "verify", "operation": "start", "outcome": "ok"}
+    assert shown.value("phone_login_provider_call_seconds_sum", **start) >= 4
+    assert shown.value("phone_login_update_handling_seconds_sum", type="message") >= 4
 
 
 async def test_no_label_holds_a_chat_id_a_number_or_the_token(

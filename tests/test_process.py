@@ -6,6 +6,7 @@ server's connections, and without ever admitting more starts than a limit allows
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -25,7 +26,7 @@ from bot.db.locks import LEASE_SECONDS
 from bot.db.models import VerificationStart, VerifiedUser
 from bot.demo.sandbox import FakeTelegram, FakeVerify
 from bot.telegram.webhook import SECRET_HEADER
-from tests.helpers import HASH_KEY, NUMBER, TOKEN, VONAGE_KEY, VONAGE_SECRET, Chat
+from tests.helpers import HASH_KEY, NUMBER, TOKEN, VONAGE_KEY, VONAGE_SECRET, Chat, scrape
 
 HOOK_SECRET = "process-test-secret-0123456789"
 
@@ -161,6 +162,37 @@ async def test_sigterm_finishes_the_update_in_flight_then_exits_0(
     sent = tg.drain(chat.id)
     assert any("code is on its way" in m.text for m in sent), bot.output()
     assert "Traceback" not in bot.output()
+
+
+async def test_log_format_json_and_metrics_port_shape_the_process_log_and_its_metrics(
+    tg: FakeTelegram, verify: FakeVerify, processes: Callable[..., BotProcess]
+) -> None:
+    port = _free_port()
+    bot = processes(LOG_FORMAT="json", LOG_LEVEL="DEBUG", METRICS_PORT=str(port))
+    chat = Chat(tg, 1001)
+    bot.start()
+    await _polling(tg, bot)
+    await chat.send("/login")
+    await chat.number(NUMBER)
+    code = verify.last_code()
+    assert await chat.say(code) == "You are logged in as +44 7400 123123."
+    await chat.quiet()
+    shown = await scrape(f"http://127.0.0.1:{port}/metrics")
+    assert shown.value("phone_login_logins_total", outcome="completed") == 1
+    assert await bot.terminate() == 0, bot.output()
+
+    # The metrics server closed with the bot.
+    with pytest.raises(aiohttp.ClientConnectionError):
+        await scrape(f"http://127.0.0.1:{port}/metrics")
+    output = bot.output()
+    lines = [json.loads(line) for line in output.splitlines()]
+    for line in lines:
+        assert {"time", "level", "logger", "message"} <= line.keys(), line
+    assert any(line["message"].startswith("Serving metrics on") for line in lines)
+    assert any(line.get("outcome") == "verified" for line in lines)
+    assert any(line["level"] == "DEBUG" for line in lines)
+    for private in (TOKEN, VONAGE_SECRET, code, "447400123123", "7400123123"):
+        assert private not in output, private
 
 
 async def test_a_rejected_token_stops_the_bot_with_status_1_and_no_token_in_the_output(
