@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bot import texts
-from bot.demo.sandbox import FakeTelegram, FakeVerify, free_port
+from bot.demo.sandbox import FakeGateway, FakeTelegram, FakeVerify, free_port
 from bot.telegram.handlers.base import BotApp
 from tests.helpers import (
     NUMBER,
@@ -152,6 +152,52 @@ async def test_cancelled_expired_and_failed_logins_and_a_rate_limit_are_counted_
     assert moved.total(CHECKS) == 3
     # Ada's and Bob's requests were cancelled at Vonage.
     assert moved.value(VERIFY_CALLS, provider="verify", operation="cancel", outcome="ok") == 2
+
+
+async def test_gateway_calls_are_timed_and_starts_counted_by_the_channel_the_code_went_by(
+    start_bot: Callable[..., Any],
+    tg: FakeTelegram,
+    verify: FakeVerify,
+    gateway: FakeGateway,
+    gateway_settings: dict[str, Any],
+) -> None:
+    port = free_port()
+    await start_bot(metrics_port=port, **gateway_settings)
+    url = f"http://127.0.0.1:{port}/metrics"
+    gateway.cannot_deliver = ("+33",)
+    ada, bob = Chat(tg, 1001), Chat(tg, 1002)
+    before = await scrape(url)
+
+    # Ada's code comes in Telegram; she mistypes it once.
+    await ada.send("/login")
+    await ada.send(NUMBER)
+    right = gateway.last_code("+447400123123")
+    wrong = "000000" if right != "000000" else "111111"
+    assert await ada.say(wrong) == texts.WRONG_CODE.format(tries=texts.TRIES[2])
+    assert await ada.say(right) == texts.VERIFIED.format(number="+44 7400 123123")
+    # Telegram cannot reach Bob's number: his code goes by SMS.
+    await bob.send("/login")
+    await bob.number("+33 6 12 34 56 78")
+    await ada.quiet()
+    moved = await scrape(url) - before
+
+    assert moved.value(STARTS, region="GB", channel="telegram", outcome="sent", reason="") == 1
+    assert moved.value(STARTS, region="FR", channel="sms", outcome="sent", reason="") == 1
+    assert moved.total(STARTS) == 2
+    for operation, outcome in [
+        ("ability", "ok"),
+        ("send", "ok"),
+        ("check", "wrong_code"),
+        ("check", "ok"),
+        ("ability", "cannot_deliver"),
+    ]:
+        calls = moved.value(VERIFY_CALLS, provider="gateway", operation=operation, outcome=outcome)
+        assert calls == 1, (operation, outcome)
+    assert moved.total(VERIFY_CALLS, provider="gateway") == 5
+    assert moved.value(VERIFY_CALLS, provider="verify", operation="start", outcome="ok") == 1
+    assert moved.total(VERIFY_CALLS, provider="verify") == 1
+    assert moved.value(CHECKS, result="wrong", region="GB") == 1
+    assert moved.value(LOGINS, outcome="completed") == 1
 
 
 async def test_updates_in_flight_and_waiting_are_gauged_while_vonage_is_slow(

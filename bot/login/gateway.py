@@ -24,10 +24,13 @@ from typing import Any
 
 import aiohttp
 
-from bot.login.verification import FailureKind, VerifyFailure
+from bot.login.verification import FailureKind, VerifyFailure, measured
+from bot.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 
+# The `provider` label of its calls in the metrics (operations: ability, send, check, revoke).
+PROVIDER = "gateway"
 # The Gateway keeps a message for 30 s to 1 hour (and refunds one not delivered in that time).
 TTL_RANGE = (30, 3600)
 # A delivery report older (or newer) than this is refused: a replayed one is stale.
@@ -66,8 +69,9 @@ class GatewayConfig:
 class GatewayClient:
     """Calls the Telegram Gateway API from the event loop (aiohttp, one shared session)."""
 
-    def __init__(self, config: GatewayConfig) -> None:
+    def __init__(self, config: GatewayConfig, *, metrics: Metrics | None = None) -> None:
         self._config = config
+        self._metrics = metrics or Metrics()
         self._base = config.base_url if config.base_url.endswith("/") else config.base_url + "/"
         low, high = TTL_RANGE
         self._ttl = min(max(config.ttl_seconds, low), high)
@@ -127,12 +131,18 @@ class GatewayClient:
     async def can_send(self, e164: str) -> str:
         """`checkSendAbility`: the request id to send with, or VerifyFailure (CANNOT_DELIVER:
         Telegram cannot deliver a code to that number)."""
+        return await measured(self._metrics, PROVIDER, "ability", self._can_send(e164))
+
+    async def _can_send(self, e164: str) -> str:
         result = await self._call("checkSendAbility", {"phone_number": e164})
         return _request_id(result)
 
     async def send(self, e164: str, request_id: str) -> str:
         """`sendVerificationMessage` for the ability check `request_id` (so it is paid once);
         returns the message's request id."""
+        return await measured(self._metrics, PROVIDER, "send", self._send(e164, request_id))
+
+    async def _send(self, e164: str, request_id: str) -> str:
         params: dict[str, Any] = {
             "phone_number": e164,
             "request_id": request_id,
@@ -147,6 +157,9 @@ class GatewayClient:
     async def check(self, request_id: str, code: str) -> None:
         """`checkVerificationStatus` with the user's code: return if it is right; raise
         VerifyFailure (WRONG_CODE, TOO_MANY_WRONG, NOT_FOUND...) otherwise."""
+        await measured(self._metrics, PROVIDER, "check", self._check(request_id, code))
+
+    async def _check(self, request_id: str, code: str) -> None:
         try:
             result = await self._call(
                 "checkVerificationStatus", {"request_id": request_id, "code": code}
@@ -168,6 +181,9 @@ class GatewayClient:
 
     async def revoke(self, request_id: str) -> None:
         """`revokeVerificationMessage`: the message is not delivered if it is not yet."""
+        await measured(self._metrics, PROVIDER, "revoke", self._revoke(request_id))
+
+    async def _revoke(self, request_id: str) -> None:
         await self._call("revokeVerificationMessage", {"request_id": request_id})
 
 

@@ -14,7 +14,7 @@ import os
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -77,6 +77,40 @@ class VerifyConfig:
     code_length: int
     channel_timeout: int
     workflow: tuple[str, ...]
+
+
+async def measured(metrics: Metrics, provider: str, operation: str, call: Awaitable[T]) -> T:
+    """Await one call to a code provider (`verify`, `gateway`), timed into `metrics` by its
+    outcome: `ok`, the VerifyFailure's kind, `error` for anything else, or `cancelled` when
+    the bot stopped waiting."""
+    started = time.perf_counter()
+    outcome = "cancelled"
+    try:
+        result = await call
+        outcome = "ok"
+        return result
+    except VerifyFailure as failure:
+        outcome = failure.kind.value
+        raise
+    except Exception:
+        outcome = "error"
+        raise
+    finally:
+        seconds = time.perf_counter() - started
+        metrics.provider_call(operation, outcome, seconds, provider=provider)
+        logger.debug(
+            "%s %s: %s in %.3f s",
+            provider,
+            operation,
+            outcome,
+            seconds,
+            extra={
+                "provider": provider,
+                "operation": operation,
+                "outcome": outcome,
+                "duration": round(seconds, 4),
+            },
+        )
 
 
 class VerifyClient:
@@ -172,26 +206,8 @@ class VerifyClient:
         self._http._session.close()
 
     async def _call(self, what: str, fn: Callable[..., T], *args: Any) -> T:
-        """One call, timed and counted by its outcome (`ok` or the failure kind)."""
-        started = time.perf_counter()
-        outcome = "cancelled"  # unless it returns or fails: the bot gave up waiting
-        try:
-            result = await self._send(what, fn, *args)
-            outcome = "ok"
-            return result
-        except VerifyFailure as failure:
-            outcome = failure.kind.value
-            raise
-        finally:
-            seconds = time.perf_counter() - started
-            self._metrics.provider_call(what, outcome, seconds)
-            logger.debug(
-                "Verify %s: %s in %.3f s",
-                what,
-                outcome,
-                seconds,
-                extra={"operation": what, "outcome": outcome, "duration": round(seconds, 4)},
-            )
+        """One call, timed and counted (`measured`)."""
+        return await measured(self._metrics, "verify", what, self._send(what, fn, *args))
 
     async def _send(self, what: str, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()

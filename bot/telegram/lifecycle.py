@@ -136,7 +136,7 @@ async def open_services(
         if not is_sqlite(settings.database_url):
             await _check_connection_budget(engine, settings.database_pool_size)
         verify = verify_client(settings, metrics)
-        gateway = gateway_client(settings)
+        gateway = gateway_client(settings, metrics)
         try:
             await asyncio.to_thread(verify.start_workers)
             yield make_services(
@@ -278,7 +278,7 @@ def vonage_channels(settings: Settings) -> tuple[str, ...]:
     return tuple(c for c in settings.verify_workflow if c != GATEWAY_CHANNEL)
 
 
-def gateway_client(settings: Settings) -> GatewayClient | None:
+def gateway_client(settings: Settings, metrics: Metrics) -> GatewayClient | None:
     """The Telegram Gateway client, when VERIFY_WORKFLOW starts with telegram."""
     token = settings.telegram_gateway_token
     if settings.verify_workflow[0] != GATEWAY_CHANNEL or token is None:
@@ -291,7 +291,8 @@ def gateway_client(settings: Settings) -> GatewayClient | None:
             ttl_seconds=settings.verify_channel_timeout,
             timeout_seconds=settings.vonage_timeout_seconds,
             callback_url=webhook.gateway_callback_url(settings),
-        )
+        ),
+        metrics=metrics,
     )
 
 
