@@ -209,13 +209,7 @@ class LoginService:
                     tries=tries,
                     channel=GATEWAY_CHANNEL,
                 )
-                self._count_start(number, counted.SENT, channel=GATEWAY_CHANNEL)
-                logger.info(
-                    "Telegram code sent to %s for chat %s",
-                    number.masked,
-                    person.chat_id,
-                    extra=_fields(person.chat_id, number.masked, "code_sent"),
-                )
+                self._code_sent(person, number, counted.SENT, GATEWAY_CHANNEL)
                 return NumberOutcome(
                     NumberResult.CODE_SENT,
                     expires_at=sent_until,
@@ -243,7 +237,7 @@ class LoginService:
                 channel=channel,
             )
             result = NumberResult.ALREADY_SENT
-            self._count_start(number, counted.REUSED, channel=channel)
+            self._code_sent(person, number, counted.REUSED, channel)
         else:
             expires_at = await self._store.record_code_sent(
                 person,
@@ -257,13 +251,7 @@ class LoginService:
                 detail=START_BY + channel if self._gateway is not None else None,
             )
             result = NumberResult.CODE_SENT
-            self._count_start(number, counted.SENT, channel=channel)
-        logger.info(
-            "Code sent to %s for chat %s",
-            number.masked,
-            person.chat_id,
-            extra=_fields(person.chat_id, number.masked, "code_sent"),
-        )
+            self._code_sent(person, number, counted.SENT, channel)
         return NumberOutcome(
             result,
             expires_at=expires_at,
@@ -597,6 +585,18 @@ class LoginService:
             extra=_fields(person.chat_id, number.masked, f"{outcome}_{rule}"),
         )
         self._count_start(number, outcome, rule)
+
+    def _code_sent(self, person: Person, number: PhoneNumber, outcome: str, channel: str) -> None:
+        """A start whose code is on its way (`outcome`: SENT, or REUSED when a request
+        already running for the chat was taken over), logged and counted."""
+        logger.info(
+            "Code sent to %s for chat %s by %s",
+            number.masked,
+            person.chat_id,
+            channel,
+            extra=_fields(person.chat_id, number.masked, "code_sent"),
+        )
+        self._count_start(number, outcome, channel=channel)
 
     def _count_start(
         self, number: PhoneNumber, outcome: str, reason: str = "", *, channel: str | None = None
