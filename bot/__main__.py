@@ -146,7 +146,10 @@ def _run() -> int:
     try:
         log.info("Migrating the database to the latest revision")
         if not upgrade_in_child(
-            settings.database_url, log_level=settings.log_level, secrets=secrets
+            settings.database_url,
+            log_level=settings.log_level,
+            log_format=settings.log_format,
+            secrets=secrets,
         ):
             return 1
         asyncio.run(serve(settings))

@@ -50,23 +50,29 @@ async def upgrade(database_url: str, revision: str = "head") -> None:
     await asyncio.to_thread(upgrade_sync, database_url, revision)
 
 
-def upgrade_in_child(database_url: str, *, log_level: str, secrets: Sequence[str]) -> bool:
+def upgrade_in_child(
+    database_url: str, *, log_level: str, secrets: Sequence[str], log_format: str = "text"
+) -> bool:
     """Upgrade to head in a child process, logging as the bot does; False if it failed (the
     log says why). Alembic and the migrations, once loaded, would stay in the bot's memory
     for its whole life (14 MB, a tenth of it); a child's memory goes back when it exits."""
     child = multiprocessing.get_context("spawn").Process(
-        target=_upgrade_child, args=(database_url, log_level, tuple(secrets)), name="migrate"
+        target=_upgrade_child,
+        args=(database_url, log_level, tuple(secrets), log_format),
+        name="migrate",
     )
     child.start()
     child.join()
     return child.exitcode == 0
 
 
-def _upgrade_child(database_url: str, log_level: str, secrets: tuple[str, ...]) -> None:
+def _upgrade_child(
+    database_url: str, log_level: str, secrets: tuple[str, ...], log_format: str
+) -> None:
     """The child's whole work: log through the bot's secret filter, upgrade, exit 0 or 1."""
     from bot import logs
 
-    logs.configure(log_level, secrets=secrets)
+    logs.configure(log_level, secrets=secrets, form=log_format)
     try:
         upgrade_sync(database_url)
     except Exception:
