@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlencode
@@ -145,6 +146,7 @@ async def test_prompt_none_answers_login_required_without_showing_anything(
         "error": "login_required",
         "error_description": "the person must confirm in Telegram",
         "state": "st-123",
+        "iss": provider.issuer,
     }
     assert body == "" or "t.me" not in body
     assert await ada.quiet() == []
@@ -399,6 +401,27 @@ async def test_a_wrong_number_refuses_and_the_website_gets_access_denied(
     tg.press_button(ada.id, question.message_id, right, strict=False)
     await tg.wait_for(lambda: len(tg.callback_answers) == 2, 10)
     assert tg.callback_answers[-1].text == "This login request was already answered."
+
+
+async def test_every_answer_to_the_website_names_the_issuer(
+    provider: Provider, ada: Chat, person: Browser
+) -> None:
+    # RFC 9207: a website that uses several providers checks `iss` before it sends the code
+    # to a token endpoint, so a code (or an error) cannot be passed off as another's.
+    _, body, _ = await person.get(f"{provider.issuer}/.well-known/openid-configuration")
+    assert json.loads(body)["authorization_response_iss_parameter_supported"] is True
+    refused = await person.get(authorize_url(provider, provider.shop.client_id, scope="phone"))
+    assert refused[2] is not None
+    assert query_of(refused[2])["iss"] == provider.issuer
+    page = await person.open(authorize_url(provider, provider.shop.client_id))
+    await tap(ada, await open_link(ada, page), "Not me")
+    denied = query_of(await person.answer(page))
+    assert (denied["error"], denied["iss"]) == ("access_denied", provider.issuer)
+    page = await person.open(authorize_url(provider, provider.shop.client_id))
+    await tap(ada, await open_link(ada, page), str(page.number))
+    approved = query_of(await person.answer(page))
+    assert approved["iss"] == provider.issuer
+    assert (await exchange(provider, approved["code"]))[0] == 200
 
 
 async def test_not_me_refuses(provider: Provider, ada: Chat, person: Browser) -> None:

@@ -179,19 +179,26 @@ class ErrorPage:
 
 @dataclass(frozen=True, slots=True)
 class ErrorRedirect:
-    """An authorization request refused back to the website (`error`, `state`)."""
+    """An authorization request refused back to the website (`error`, `state`, and `iss`
+    as every answer to it)."""
 
     redirect_uri: str
     error: str
     description: str
     state: str | None
+    issuer: str
 
     @property
     def location(self) -> str:
         """Where the browser is sent."""
         return with_query(
             self.redirect_uri,
-            {"error": self.error, "error_description": self.description, "state": self.state},
+            {
+                "error": self.error,
+                "error_description": self.description,
+                "state": self.state,
+                "iss": self.issuer,
+            },
         )
 
 
@@ -370,6 +377,7 @@ class WebLogin:
                 "none",
             ],
             "code_challenge_methods_supported": ["S256"],
+            "authorization_response_iss_parameter_supported": True,
             "claims_supported": [
                 "iss",
                 "aud",
@@ -431,7 +439,7 @@ class WebLogin:
         state = values.get("state")
 
         def refuse(error: str, description: str) -> ErrorRedirect:
-            return ErrorRedirect(redirect_uri, error, description, state)
+            return ErrorRedirect(redirect_uri, error, description, state, self.issuer)
 
         problem = self._request_problem(values, repeated, public=client.secret_hash is None)
         if problem is not None:
@@ -609,7 +617,11 @@ class WebLogin:
             return BrowserState(View.FINISHED)
         if row.status == Status.REFUSED:
             location = ErrorRedirect(
-                row.redirect_uri, "access_denied", "the person refused the login", row.state
+                row.redirect_uri,
+                "access_denied",
+                "the person refused the login",
+                row.state,
+                self.issuer,
             ).location
             return BrowserState(View.GO, location=location)
         if row.status == Status.APPROVED and now < row.expires_at + FINISH_GRACE:
@@ -619,7 +631,11 @@ class WebLogin:
             row.code_hash = secret_hash(code)
             row.code_expires_at = now + CODE_TTL
             row.status = Status.FINISHED
-            location = with_query(row.redirect_uri, {"code": code, "state": row.state})
+            # `iss` (RFC 9207): a website using several providers can tell which one answered,
+            # so a code from one is never sent to another's token endpoint (mix-up attacks).
+            location = with_query(
+                row.redirect_uri, {"code": code, "state": row.state, "iss": self.issuer}
+            )
             return BrowserState(View.GO, location=location)
         if now >= row.expires_at:
             page = await self._page_of(session, row, browser_secret)
