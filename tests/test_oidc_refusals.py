@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db.models import AuthEvent, LoginFlow, OidcRequest
 from bot.demo.sandbox import FakeTelegram, FakeVerify
+from bot.telegram.handlers.weblogin import CONFIRM_CALLBACK
 from bot.web.oidc import MAX_FORM
 from tests.helpers import (
     APP_CALLBACK,
@@ -159,6 +160,37 @@ async def test_a_public_client_without_pkce_is_refused(provider: Provider, perso
     assert location is not None
     assert location.startswith(APP_CALLBACK)
     assert query_of(location)["error"] == "invalid_request"
+
+
+async def test_nul_characters_get_clear_answers_and_change_nothing(
+    provider: Provider, person: Browser, db: async_sessionmaker[AsyncSession]
+) -> None:
+    # PostgreSQL cannot store or compare text with NUL: each would have failed a query (500).
+    status, body, _ = await person.get(authorize_url(provider, "abc\x00def"))
+    assert status == 400
+    assert "is not registered with this bot" in body
+    for name in ("state", "nonce", "prompt"):
+        status, _, location = await person.get(
+            authorize_url(provider, provider.shop.client_id, **{name: "a\x00b"})
+        )
+        assert status == 302
+        assert location is not None
+        assert query_of(location)["error_description"] == (
+            "parameters must not contain NUL characters"
+        )
+    status, _, _ = await person.get(f"{provider.issuer}/authorize/ab%00cd")
+    assert status == 404
+    async with person.http.get(f"{provider.issuer}/authorize/ab%00cd/status") as response:
+        assert (await response.json())["status"] == "unknown"
+    form = {"grant_type": "authorization_code", "code": "x", "redirect_uri": SHOP_CALLBACK}
+    async with person.http.post(
+        f"{provider.issuer}/token", data={**form, "client_id": "a\x00b"}
+    ) as response:
+        assert (response.status, (await response.json())["error"]) == (401, "invalid_client")
+    status, body_json = await exchange(provider, "x", client_id="a\x00b", secret="s")
+    assert (status, body_json["error"]) == (401, "invalid_client")
+    async with db() as session:
+        assert (await session.execute(select(OidcRequest))).first() is None
 
 
 async def test_a_repeated_parameter_is_refused(provider: Provider, person: Browser) -> None:
@@ -380,6 +412,21 @@ async def test_a_confirmation_pressed_in_another_chat_changes_nothing(
     async with person.http.get(page.status_url) as response:
         assert (await response.json())["status"] == "waiting"
     # Ada's own tap still approves.
+    await tap(ada, question, str(page.number))
+    assert query_of(await person.answer(page))["code"]
+
+
+async def test_a_forged_button_with_a_nul_changes_nothing(
+    provider: Provider, ada: Chat, tg: FakeTelegram, person: Browser
+) -> None:
+    page = await person.open(authorize_url(provider, provider.shop.client_id))
+    question = await open_link(ada, page)
+    right = question.callback_data(str(page.number))
+    request_id = right.removeprefix(CONFIRM_CALLBACK).partition(":")[0]
+    forged = right.replace(request_id, request_id[:5] + "\x00" + request_id[6:])
+    tg.press_button(ada.id, question.message_id, forged, strict=False)
+    await tg.wait_for(lambda: len(tg.callback_answers) == 1, 10)
+    assert tg.callback_answers[-1].text == "This login request was already answered."
     await tap(ada, question, str(page.number))
     assert query_of(await person.answer(page))["code"]
 

@@ -114,6 +114,12 @@ def link_token(browser_secret: str) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
+def storable(text: str) -> bool:
+    """Whether a value from outside may reach a query: PostgreSQL's text cannot hold NUL, and
+    a NUL in a parameter would fail the statement instead of getting a clear answer."""
+    return "\x00" not in text
+
+
 def limit_address(client_ip: str) -> str:
     """What the per-address limit counts a client address as: an IPv4 address itself (also
     when written IPv4-mapped), an IPv6 address its /64; anything else (a Unix socket's peer)
@@ -425,7 +431,7 @@ class WebLogin:
         async with self._readers() as session:
             client = (
                 await oidc_repo.get_client(session, client_id=client_id)
-                if client_id and len(client_id) <= 64
+                if client_id and len(client_id) <= 64 and storable(client_id)
                 else None
             )
         if client is None or "client_id" in repeated:
@@ -520,6 +526,8 @@ class WebLogin:
         """The error (code, description) an authorization request is refused with, if any."""
         if repeated:
             return "invalid_request", f"{sorted(repeated)[0]} given more than once"
+        if not all(storable(key) and storable(value) for key, value in values.items()):
+            return "invalid_request", "parameters must not contain NUL characters"
         if "request" in values:
             return "request_not_supported", "request objects are not supported"
         if "request_uri" in values:
@@ -592,6 +600,8 @@ class WebLogin:
         everything else (the page's polling every few seconds, by anyone) is read on a
         reader, taking no lock a flood of it could hold against the bot's own work."""
         now = self._now()
+        if not storable(request_id):
+            return BrowserState(View.UNKNOWN)
         async with self._readers() as session:
             row = await oidc_repo.get_request(session, request_id=request_id[:32])
             if not (leave and row is not None and row.status == Status.APPROVED):
@@ -719,6 +729,8 @@ class WebLogin:
     async def answer(self, request_id: str, person: Person, choice: int | None) -> AnswerOutcome:
         """A tap on a confirmation button: the page's number approves; another number, or
         `None` ("Not me"), refuses. Only in the chat that opened the link, and only once."""
+        if not storable(request_id):
+            return AnswerOutcome(AnswerResult.ANSWERED)
         now = self._now()
         async with self._sessions.begin() as session:
             row = await oidc_repo.get_request(session, request_id=request_id[:32], lock=True)
@@ -853,7 +865,7 @@ class WebLogin:
         unauthorized = TokenError(
             "invalid_client", "client authentication failed", 401, request.basic is not None
         )
-        if not client_id or len(client_id) > 64:
+        if not client_id or len(client_id) > 64 or not storable(client_id):
             return unauthorized
         async with self._readers() as session:
             client = await oidc_repo.get_client(session, client_id=client_id)
