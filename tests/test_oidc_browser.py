@@ -65,7 +65,7 @@ async def test_a_browser_logs_in_to_the_website_with_the_page_polling(
     page = await browser.new_page()
     await log_in_on(page, site, provider, ada)
 
-    await page.wait_for_url(f"{site}callback?*", timeout=10_000)
+    await page.wait_for_url(f"{site}callback?**", timeout=10_000)
     assert await page.locator("#who").inner_text() == "logged in as +44 7400 123123"
 
 
@@ -76,6 +76,6 @@ async def test_without_javascript_the_page_moves_on_by_its_meta_refresh(
     page = await context.new_page()
     await log_in_on(page, site, provider, ada)
 
-    await page.wait_for_url(f"{site}callback?*", timeout=10_000)
+    await page.wait_for_url(f"{site}callback?**", timeout=10_000)
     assert await page.locator("#who").inner_text() == "logged in as +44 7400 123123"
     await context.close()
