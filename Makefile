@@ -9,6 +9,8 @@
 #   make lint           ruff check, ruff format --check, mypy (strict)
 #   make audit          known vulnerabilities in requirements.lock (pip-audit; CI runs it)
 #   make bench          bench/run.py $(BENCH_ARGS)
+#   make translations   extract bot/texts.py into bot/locales/bot.pot and update every .po
+#   make compile-translations  compile the .po files into .mo (optional: read at start if fresh)
 #   make clean          remove caches, build artefacts and the virtualenv
 #
 # Extra pytest arguments: make test PYTEST_ARGS='-k login -x'
@@ -21,7 +23,8 @@ PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install run demo test test-sqlite test-postgres lint audit bench clean
+.PHONY: help install run demo test test-sqlite test-postgres lint audit bench clean \
+	translations compile-translations
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -67,6 +70,16 @@ audit: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+# The catalogs (README, "Adding a sentence / adding a language"). No locations in the
+# catalogs: they would change with every edit of bot/texts.py and make merges conflict.
+translations: $(STAMP)
+	$(BIN)/pybabel extract -F babel.cfg -k N_ -k plural:1,2 --no-location --sort-by-file \
+	  --width 100 --project phone-login-bot -o bot/locales/bot.pot .
+	$(BIN)/pybabel update -i bot/locales/bot.pot -d bot/locales -D bot --width 100 --ignore-obsolete
+
+compile-translations: $(STAMP)
+	$(BIN)/pybabel compile -d bot/locales -D bot --statistics
 
 clean:
 	rm -rf $(VENV) build .mypy_cache .ruff_cache .pytest_cache .hypothesis *.egg-info

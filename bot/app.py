@@ -114,6 +114,7 @@ def add_handlers(application: BotApp, *, admin_ids: Collection[int]) -> None:
             CallbackQueryHandler(login.resend_button, pattern=f"^{login.RESEND_CALLBACK}"),
             CallbackQueryHandler(weblogin.answer_button, pattern=f"^{weblogin.CONFIRM_CALLBACK}"),
             CallbackQueryHandler(common.forget_button, pattern=f"^{common.FORGET_CALLBACK}"),
+            CallbackQueryHandler(common.language_button, pattern=f"^{common.LANGUAGE_CALLBACK}"),
             CallbackQueryHandler(admin.users_page_button, pattern=f"^{admin.USERS_CALLBACK}"),
             CallbackQueryHandler(admin.revoke_button, pattern=f"^{admin.REVOKE_CALLBACK}"),
         ]

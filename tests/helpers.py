@@ -81,11 +81,17 @@ class Chat:
     """One simulated user's private chat: send things, read the bot's answers."""
 
     def __init__(
-        self, tg: FakeTelegram, user_id: int, first_name: str = "Ada", username: str | None = "ada"
+        self,
+        tg: FakeTelegram,
+        user_id: int,
+        first_name: str = "Ada",
+        username: str | None = "ada",
+        *,
+        language_code: str | None = "en",
     ) -> None:
         self.tg = tg
         self.id = user_id
-        tg.user(user_id, first_name, username)
+        tg.user(user_id, first_name, username, language_code=language_code)
 
     async def send(self, text: str, replies: int = 1) -> list[SentMessage]:
         """Send a text and wait for that many answers."""

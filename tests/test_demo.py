@@ -25,7 +25,7 @@ from tests.helpers import read_page
 
 NUMBER = "+44 7400 123123"
 TELEGRAM_CODE = re.compile(r"\[Telegram code to \+44 7400 123123\] (\d{6})")
-SMS = re.compile(r"\[SMS to \+1 201-555-0100\] Your AcmeLogin code is (\d{6})")
+SMS = re.compile(r"\[SMS to \+1 201-555-0100\] Your AcmeLogin code is (\d{6}) \(in en-us\)")
 
 LOGIN_WRONG_CODE_LOGOUT = """\
 # a whole login with one wrong code, then out again
@@ -52,6 +52,29 @@ def assert_in_order(lines: list[str], *expected: str) -> None:
     for line in expected:
         assert line in lines[position + 1 :], f"{line!r} missing after line {position}: {lines}"
         position = lines.index(line, position + 1)
+
+
+async def test_lang_tries_a_telegram_language_in_the_demo() -> None:
+    status, lines, err = await play("/lang es\n/login\n+1 201 555 0100\n{code}\n/lang\n/cancel\n")
+    assert status == 0, err
+    assert_in_order(
+        lines,
+        "-- your Telegram language is now es: the bot speaks Español, unless you chose another "
+        "with /language",
+        "you: /login",
+        "bot: Envíame tu número de teléfono con el prefijo del país, como +34 612 34 56 78, o "
+        "toca el botón de abajo para compartir el número de esta cuenta de Telegram.",
+        "  [1] Compartir mi número de teléfono",
+        "bot: Has iniciado sesión como +1 201-555-0100.",
+        "-- your Telegram language is now not set: the bot speaks English, unless you chose "
+        "another with /language",
+        "bot: There is no login in progress.",
+    )
+    # A US number speaking Spanish: the SMS is in US Spanish.
+    assert any(
+        re.fullmatch(r"\[SMS to \+1 201-555-0100\] Your AcmeLogin code is \d{6} \(in es-us\)", line)
+        for line in lines
+    ), lines
 
 
 async def test_scripted_login_with_a_wrong_code_and_logout(

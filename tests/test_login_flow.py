@@ -53,7 +53,9 @@ async def test_a_whole_login_is_three_messages_with_the_buttons_under_the_code_s
     tg.send_text(chat.id, "+44 7400 123123")
     sent = await tg.next_reply(chat.id)
     assert "code is on its way to +44 7400 123123" in sent.text
-    assert "you can ask for a new one, or for a call with the buttons below" in sent.text
+    assert sent.text.endswith(
+        "\n\nNo code? You can ask for a new one, or for a call with the buttons below."
+    )
     assert [text for text, _ in sent.inline_buttons] == ["Send a new code", "Call me instead"]
     assert await chat.quiet() == []  # nothing follows it
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from bot import texts
 from bot.demo.sandbox import FakeGateway, FakeTelegram, FakeVerify, free_port
+from bot.i18n import ENGLISH
 from bot.telegram.handlers.base import BotApp
 from tests.helpers import (
     NUMBER,
@@ -67,7 +68,7 @@ async def test_a_login_a_wrong_code_a_refusal_and_a_verify_failure_move_exactly_
     await ada.number(NUMBER)
     right = verify.last_code()
     wrong = "000000" if right != "000000" else "111111"
-    assert await ada.say(wrong) == texts.WRONG_CODE.format(tries=texts.TRIES[2])
+    assert await ada.say(wrong) == ENGLISH.plural(texts.WRONG_CODE, 2)
     assert await ada.say(right) == texts.VERIFIED.format(number="+44 7400 123123")
     # Bob's number is in a country the bot never sends to.
     await bob.send("/login")
@@ -140,7 +141,7 @@ async def test_cancelled_expired_and_failed_logins_and_a_rate_limit_are_counted_
     await cy.number("+33 6 12 34 56 78")
     wrong = "000000" if verify.last_code() != "000000" else "111111"
     for tries in (2, 1):
-        assert await cy.say(wrong) == texts.WRONG_CODE.format(tries=texts.TRIES[tries])
+        assert await cy.say(wrong) == ENGLISH.plural(texts.WRONG_CODE, tries)
     assert await cy.say(wrong) == texts.TOO_MANY_WRONG
     await ada.quiet()
     moved = await scrape(url) - before
@@ -181,7 +182,7 @@ async def test_gateway_calls_are_timed_and_starts_counted_by_the_channel_the_cod
     await ada.send(NUMBER)
     right = gateway.last_code("+447400123123")
     wrong = "000000" if right != "000000" else "111111"
-    assert await ada.say(wrong) == texts.WRONG_CODE.format(tries=texts.TRIES[2])
+    assert await ada.say(wrong) == ENGLISH.plural(texts.WRONG_CODE, 2)
     assert await ada.say(right) == texts.VERIFIED.format(number="+44 7400 123123")
     # Telegram cannot reach Bob's number: his code goes by SMS.
     await bob.send("/login")

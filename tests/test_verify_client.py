@@ -13,8 +13,14 @@ import pytest
 
 from bot.demo.sandbox import FakeVerify, PathKind, SandboxCA
 from bot.demo.sandbox.verify import DropMode
+from bot.login.phone import PhoneNumber, parse_e164
 from bot.login.verification import FailureKind, VerifyClient, VerifyConfig, VerifyFailure
 from tests.helpers import VONAGE_KEY, VONAGE_SECRET
+
+
+def to(digits: str) -> PhoneNumber:
+    """A number as the client takes it, from E.164 digits."""
+    return parse_e164("+" + digits)
 
 
 def client(verify: FakeVerify, *, workers: int = 8) -> VerifyClient:
@@ -36,13 +42,13 @@ async def test_new_connections_reuse_the_trust_loaded_once(
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
     vonage = client(verify)
     try:
-        await vonage.start("447400100000")
+        await vonage.start(to("447400100000"))
         # The file now names a CA that did not sign the server's certificate: a connection
         # that read it again would fail. The new connections below trust what was loaded.
         with SandboxCA() as other:
             bundle.write_bytes(other.ca_pem)
         verify.latency = 0.2  # keep the calls overlapping: each needs its own connection
-        ids = await asyncio.gather(*(vonage.start(f"44740010000{i}") for i in range(1, 6)))
+        ids = await asyncio.gather(*(vonage.start(to(f"44740010000{i}")) for i in range(1, 6)))
     finally:
         await asyncio.to_thread(vonage.close)
     assert len(set(ids)) == 5
@@ -59,7 +65,7 @@ async def test_a_server_the_bundle_does_not_trust_is_refused(
     vonage = client(verify)
     try:
         with pytest.raises(VerifyFailure) as failure:
-            await vonage.start("447400100000")
+            await vonage.start(to("447400100000"))
     finally:
         await asyncio.to_thread(vonage.close)
     assert failure.value.kind is FailureKind.UNAVAILABLE
@@ -74,8 +80,8 @@ async def test_the_environment_is_read_once_when_the_client_is_made(
         # Changed later, neither the CA bundle nor a proxy reaches the calls.
         no_proxies.setenv("REQUESTS_CA_BUNDLE", "/nonexistent/ca.pem")
         no_proxies.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
-        assert await vonage.start("447400100000")
-        assert await vonage.start("447400100001")
+        assert await vonage.start(to("447400100000"))
+        assert await vonage.start(to("447400100001"))
     finally:
         await asyncio.to_thread(vonage.close)
     assert len(verify.calls("start")) == 2
@@ -117,7 +123,7 @@ async def test_a_proxy_from_the_environment_carries_the_calls(
     no_proxies.setenv("HTTPS_PROXY", f"http://127.0.0.1:{port}")
     vonage = client(verify)
     try:
-        assert await vonage.start("447400100000")
+        assert await vonage.start(to("447400100000"))
     finally:
         await asyncio.to_thread(vonage.close)
         proxy.close()
@@ -136,7 +142,7 @@ async def test_start_workers_runs_every_worker_thread(verify: FakeVerify) -> Non
         assert len(workers) == 16
         assert all(thread.is_alive() for thread in workers)
         # and they serve calls
-        assert await vonage.start("447400100000")
+        assert await vonage.start(to("447400100000"))
     finally:
         await asyncio.to_thread(vonage.close)
 
@@ -148,10 +154,10 @@ async def test_a_dropped_connection_is_one_attempt_and_unavailable(
 ) -> None:
     vonage = client(verify)
     try:
-        request_id = await vonage.start("447400100000")
+        request_id = await vonage.start(to("447400100000"))
         verify.drop_all(kind, mode=mode, processed=True)
         calls: dict[PathKind, Callable[[], Awaitable[object]]] = {
-            "start": partial(vonage.start, "447400100001"),
+            "start": partial(vonage.start, to("447400100001")),
             "check": partial(vonage.check, request_id, verify.last_code()),
             "cancel": partial(vonage.cancel, request_id),
             "next": partial(vonage.next_channel, request_id),

@@ -11,6 +11,7 @@ from decimal import Decimal
 from bot import texts
 from bot.admin.service import Counts, Stats, UserReport
 from bot.db.models import AuthEvent
+from bot.i18n import ENGLISH, Texts
 from bot.login import phone
 
 # Control characters (ANSI escape sequences, C1 controls such as CSI, newlines) can repaint
@@ -70,16 +71,18 @@ def event_line(event: AuthEvent) -> str:
     return " ".join(parts)
 
 
-def user_report(report: UserReport) -> str:
-    """The answer to `/user` and `users show`."""
+def user_report(report: UserReport, t: Texts = ENGLISH) -> str:
+    """The answer to `/user` (in the admin's language) and `users show` (English). Times
+    stay in ISO form, as an operator sorts and compares them."""
     login = report.login
     if login is None and not report.events and not report.chats_of_number:
         query = report.target.e164 or report.target.username or report.target.chat_id
-        return texts.USER_NOT_FOUND.format(query=terminal_safe(str(query)))
+        return t(texts.USER_NOT_FOUND, query=terminal_safe(str(query)))
     lines: list[str] = []
     if login is not None:
         lines.append(
-            texts.USER_REPORT_LOGIN.format(
+            t(
+                texts.USER_REPORT_LOGIN,
                 number=phone.pretty(login.phone_number),
                 chat_id=login.chat_id,
                 user_id=login.user_id,
@@ -89,14 +92,12 @@ def user_report(report: UserReport) -> str:
             )
         )
     else:
-        lines.append(texts.USER_REPORT_NO_LOGIN)
+        lines.append(t(texts.USER_REPORT_NO_LOGIN))
     if report.chats_of_number:
-        lines.append(
-            texts.USER_REPORT_CHATS.format(chats=", ".join(map(str, report.chats_of_number)))
-        )
+        lines.append(t(texts.USER_REPORT_CHATS, chats=", ".join(map(str, report.chats_of_number))))
     if report.chat_id is not None:
-        lines.append(texts.USER_REPORT_EVENTS.format(chat_id=report.chat_id))
-        lines += [f"  {event_line(e)}" for e in report.events] or [texts.USER_REPORT_NO_EVENTS]
+        lines.append(t(texts.USER_REPORT_EVENTS, chat_id=report.chat_id))
+        lines += [f"  {event_line(e)}" for e in report.events] or [t(texts.USER_REPORT_NO_EVENTS)]
     return "\n".join(lines)
 
 

@@ -95,6 +95,9 @@ class LoginFlow(Base):
     # The number must be proven again even if the chat is logged in with it (a website
     # asked for a fresh login: prompt=login, max_age).
     reprove: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The language the chat spoke when the login began (a `bot.i18n` code): what the sweeper
+    # tells it, and the code it sends by itself, speak it. None in rows from before 0010.
+    language: Mapped[str | None] = mapped_column(String(16))
 
 
 class VerificationStart(Base):
@@ -166,6 +169,17 @@ class ChatNotice(Base):
     kind: Mapped[str] = mapped_column(String(24))
     phone_number: Mapped[str | None] = mapped_column(String(16))
     at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ChatLanguage(Base):
+    """The language a chat chose with /language (a `bot.i18n.LANGUAGES` code); a chat
+    without a row speaks its sender's Telegram language. Erased by /forget."""
+
+    __tablename__ = "chat_languages"
+
+    chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    language: Mapped[str] = mapped_column(String(16))
+    chosen_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class ProcessedUpdate(Base):

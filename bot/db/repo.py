@@ -13,14 +13,13 @@ from sqlalchemy import (
     Table,
     bindparam,
     delete,
-    false,
     func,
     insert,
+    literal,
     null,
     or_,
     select,
     text,
-    true,
     union_all,
     update,
 )
@@ -31,6 +30,7 @@ from bot.db.locks import ADMISSIONS_NAMESPACE
 from bot.db.models import (
     AdminAlert,
     AuthEvent,
+    ChatLanguage,
     ChatNotice,
     LoginFlow,
     VerificationStart,
@@ -49,23 +49,31 @@ async def get_flow(session: AsyncSession, *, chat_id: int, lock: bool = False) -
 
 async def flow_states(
     session: AsyncSession, *, chat_ids: Sequence[int]
-) -> tuple[dict[int, tuple[str, datetime | None]], set[int]]:
-    """The step and code expiry of the flows of several chats, and which of them have a
-    notice waiting, in one query."""
+) -> tuple[dict[int, tuple[str, datetime | None]], set[int], dict[int, str]]:
+    """The step and code expiry of the flows of several chats, which of them have a notice
+    waiting, and the languages they chose with /language, in one query."""
     flows = select(
-        LoginFlow.chat_id, LoginFlow.step, LoginFlow.expires_at, false().label("notice")
+        LoginFlow.chat_id, LoginFlow.step, LoginFlow.expires_at, literal(0).label("kind")
     ).where(LoginFlow.chat_id.in_(chat_ids))
-    notices = select(ChatNotice.chat_id, null(), null(), true()).where(
+    notices = select(ChatNotice.chat_id, null(), null(), literal(1)).where(
         ChatNotice.chat_id.in_(chat_ids)
+    )
+    languages = select(ChatLanguage.chat_id, ChatLanguage.language, null(), literal(2)).where(
+        ChatLanguage.chat_id.in_(chat_ids)
     )
     states: dict[int, tuple[str, datetime | None]] = {}
     with_notice: set[int] = set()
-    for chat_id, step, expires_at, notice in await session.execute(union_all(flows, notices)):
-        if notice:
+    chosen: dict[int, str] = {}
+    for chat_id, value, expires_at, kind in await session.execute(
+        union_all(flows, notices, languages)
+    ):
+        if kind == 0:
+            states[chat_id] = (value, expires_at)
+        elif kind == 1:
             with_notice.add(chat_id)
         else:
-            states[chat_id] = (step, expires_at)
-    return states, with_notice
+            chosen[chat_id] = value
+    return states, with_notice, chosen
 
 
 async def locked_flow_chats(session: AsyncSession, *, chat_ids: Sequence[int]) -> set[int]:
@@ -518,6 +526,33 @@ async def take_notice(session: AsyncSession, *, chat_id: int) -> ChatNotice | No
 async def purge_notices(session: AsyncSession, *, before: datetime) -> None:
     """Drop notices nobody came back to read."""
     await session.execute(delete(ChatNotice).where(ChatNotice.at < before))
+
+
+async def chat_languages(session: AsyncSession, *, chat_ids: Sequence[int]) -> dict[int, str]:
+    """The languages these chats chose with /language (chats that chose none are absent)."""
+    result = await session.execute(
+        select(ChatLanguage.chat_id, ChatLanguage.language).where(
+            ChatLanguage.chat_id.in_(chat_ids)
+        )
+    )
+    return {chat_id: language for chat_id, language in result}
+
+
+async def put_chat_language(
+    session: AsyncSession, *, chat_id: int, language: str, now: datetime
+) -> None:
+    """Store the language a chat chose (replacing an earlier choice)."""
+    row = await session.get(ChatLanguage, chat_id, with_for_update=True)
+    if row is None:
+        session.add(ChatLanguage(chat_id=chat_id, language=language, chosen_at=now))
+    else:
+        row.language = language
+        row.chosen_at = now
+
+
+async def delete_chat_language(session: AsyncSession, *, chat_id: int) -> None:
+    """Forget the language a chat chose."""
+    await session.execute(delete(ChatLanguage).where(ChatLanguage.chat_id == chat_id))
 
 
 async def login_by_username(session: AsyncSession, *, username: str) -> VerifiedUser | None:

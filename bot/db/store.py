@@ -29,12 +29,13 @@ from bot.login.steps import Notice, NoticeKind, NumberResult, Person, Step
 
 @dataclass(frozen=True, slots=True)
 class FlowState:
-    """What a chat's next update needs first: its step, its code's expiry, and whether a
-    notice waits for it."""
+    """What a chat's next update needs first: its step, its code's expiry, whether a
+    notice waits for it, and the language it chose (None: it chose none)."""
 
     step: Step | None
     expires_at: datetime | None
     has_notice: bool
+    language: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,12 +120,26 @@ class LoginStore:
 
     async def _load_states(self, chat_ids: list[int]) -> list[FlowState]:
         async with self._readers() as session:
-            flows, notices = await repo.flow_states(session, chat_ids=chat_ids)
+            flows, notices, languages = await repo.flow_states(session, chat_ids=chat_ids)
         states: list[FlowState] = []
         for chat_id in chat_ids:
             step, expires_at = flows.get(chat_id, (None, None))
-            states.append(FlowState(_step(step), expires_at, chat_id in notices))
+            states.append(
+                FlowState(_step(step), expires_at, chat_id in notices, languages.get(chat_id))
+            )
         return states
+
+    async def languages_of(self, chat_ids: list[int]) -> dict[int, str]:
+        """The languages these chats chose with /language (the others are absent)."""
+        async with self._readers() as session:
+            return await repo.chat_languages(session, chat_ids=chat_ids)
+
+    async def set_language(self, chat_id: int, language: str) -> None:
+        """Store the language a chat chose with /language."""
+        async with self._sessions.begin() as session:
+            await repo.put_chat_language(
+                session, chat_id=chat_id, language=language, now=self._now()
+            )
 
     async def rate_refusal(self, person: Person, number: PhoneNumber) -> Refusal | None:
         """`limits.rate_refusal` for a start by this chat to this number now, read without
@@ -147,10 +162,12 @@ class LoginStore:
             taken = await repo.take_notice(session, chat_id=chat_id)
         return None if taken is None else Notice(NoticeKind(taken.kind), taken.phone_number)
 
-    async def restart_flow(self, person: Person, *, reprove: bool = False) -> Restarted:
-        """The chat now waits for a number (recorded as `login_started`); a request still
-        running for an earlier attempt is recorded as cancelled ("restarted"). With
-        `reprove`, the number must be proven even if the chat is logged in with it."""
+    async def restart_flow(
+        self, person: Person, *, reprove: bool = False, language: str | None = None
+    ) -> Restarted:
+        """The chat now waits for a number (recorded as `login_started`), in `language`; a
+        request still running for an earlier attempt is recorded as cancelled ("restarted").
+        With `reprove`, the number must be proven even if the chat is logged in with it."""
         async with self._sessions.begin() as session:
             previous = await repo.get_flow(session, chat_id=person.chat_id, lock=True)
             # put_flow() below overwrites the loaded row in place: keep what we need first.
@@ -183,6 +200,7 @@ class LoginStore:
                     expires_at=None,
                     channel=None,
                     reprove=reprove,
+                    language=language,
                 ),
             )
         return Restarted(login, in_progress, running, running_channel)
@@ -602,12 +620,13 @@ class LoginStore:
             return login
 
     async def forget(self, chat_id: int) -> None:
-        """Erase the chat's login, flow and notice, and detach it from its audit events
-        (recorded, with no chat, as `forgotten`)."""
+        """Erase the chat's login, flow, notice and language, and detach it from its audit
+        events (recorded, with no chat, as `forgotten`)."""
         async with self._sessions.begin() as session:
             await repo.delete_login(session, chat_id=chat_id)
             await repo.delete_flow(session, chat_id=chat_id)
             await repo.take_notice(session, chat_id=chat_id)
+            await repo.delete_chat_language(session, chat_id=chat_id)
             await repo.anonymise_chat_events(session, chat_id=chat_id)
             await self._audit.record(session, Event.FORGOTTEN, chat_id=0)
 

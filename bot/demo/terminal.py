@@ -51,6 +51,7 @@ from typing import Any, TextIO
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
+from bot import i18n
 from bot.config import SettingError, Settings, describe_error
 from bot.db.migrate import upgrade
 from bot.demo.sandbox import (
@@ -341,7 +342,8 @@ class Chat:
         self.last_code = delivery.code
         how = {"sms": "SMS", "voice": "Call"}.get(delivery.channel, delivery.channel)
         number = phone.pretty("+" + delivery.to)
-        self.write(f"[{how} to {number}] Your {delivery.brand} code is {delivery.code}")
+        language = f" (in {delivery.locale})" if delivery.locale else ""
+        self.write(f"[{how} to {number}] Your {delivery.brand} code is {delivery.code}{language}")
 
     def _on_gateway_message(self, message: GatewayMessage) -> None:
         self.last_code = message.code
@@ -372,6 +374,9 @@ class Chat:
         if command == "/contact":
             self._share_contact(rest.strip() or self.persona.phone_number)
             return True
+        if command == "/lang":
+            self._set_language(rest.strip())
+            return False
         offered = self._offered.get(chat_id)
         if offered is not None and _BUTTON_NUMBER.fullmatch(line):
             number = int(line)
@@ -387,6 +392,18 @@ class Chat:
         self.note("your browser shows the bot's login page; the demo opens its Telegram link")
         self.write(f"you: /start {token}")
         self.telegram.send_text(self.persona.user_id, f"/start {token}")
+
+    def _set_language(self, code: str) -> None:
+        """`/lang CODE`: the Telegram language the persona's messages carry from now on, as
+        if it were changed in Telegram's settings (`/lang` alone: none)."""
+        person = self.telegram.users[self.persona.user_id]
+        person.language_code = code or None
+        spoken = i18n.from_telegram(person.language_code)
+        name = next(language.name for language in i18n.LANGUAGES if language.code == spoken)
+        self.note(
+            f"your Telegram language is now {code or 'not set'}: the bot speaks {name}, "
+            "unless you chose another with /language"
+        )
 
     def _share_contact(self, number: str) -> None:
         shown = phone.pretty("+" + number.lstrip("+")) if phone.parse(number) else number
@@ -448,7 +465,8 @@ Type what you would send it:
   /contact [NUMBER]   share your contact, like the "Share my phone number" button
                       (default {phone.pretty("+" + USER.phone_number)})
   1, 2, ...           press the button with that number under the bot's last message
-  /whoami /logout /cancel /help /privacy /forget   the bot's own commands
+  /whoami /logout /cancel /help /privacy /forget /language   the bot's own commands
+  /lang CODE          set your Telegram language (es, pt-br, ru, de, en...) and try it
   /admin              become {ADMIN.first_name}, an admin (try /users and /stats)
   /admin off          be {USER.first_name} again
   /quit or Ctrl-D     end the demo

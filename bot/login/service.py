@@ -15,6 +15,7 @@ from bot import metrics as counted
 from bot.clock import utcnow
 from bot.db.models import LoginFlow, VerifiedUser
 from bot.db.store import LoginStore
+from bot.i18n import SOURCE
 from bot.login import limits as limits_rules
 from bot.login.audit import START_BY, Event
 from bot.login.gateway import GatewayClient
@@ -126,27 +127,40 @@ class LoginService:
             flow = await self._store.flow_of(chat_id)
             if flow is not None and flow.step == Step.CODE and self._expired(flow):
                 await self._expire(flow)
-                return ChatState(Step.EXPIRED, notice)
-            return ChatState(Step(flow.step) if flow is not None else None, notice)
-        return ChatState(state.step, notice)
+                return ChatState(Step.EXPIRED, notice, state.language)
+            step = Step(flow.step) if flow is not None else None
+            return ChatState(step, notice, state.language)
+        return ChatState(state.step, notice, state.language)
+
+    async def set_language(self, chat_id: int, language: str) -> None:
+        """Keep the language a chat chose with /language (until it chooses again, or
+        /forget)."""
+        await self._store.set_language(chat_id, language)
+
+    async def languages_of(self, chat_ids: list[int]) -> dict[int, str]:
+        """The languages these chats chose with /language (the others are absent)."""
+        return await self._store.languages_of(chat_ids)
 
     # ---- the flow -----------------------------------------------------------------------
 
     async def begin(
-        self, person: Person, *, reprove: bool = False
+        self, person: Person, *, reprove: bool = False, language: str = SOURCE
     ) -> tuple[VerifiedUser | None, bool]:
         """Start (or restart) a login: the chat now waits for a number. A request still
         running for an earlier attempt is cancelled. With `reprove` (a website asked for a
         fresh login), the number is proven again even if the chat is logged in with it.
         Returns the chat's current login, and whether a login was already in progress."""
-        restarted = await self._store.restart_flow(person, reprove=reprove)
+        restarted = await self._store.restart_flow(person, reprove=reprove, language=language)
         if restarted.running_request:
             self._metrics.login_ended("cancelled")
             await self._cancel_quietly(restarted.running_request, restarted.running_channel)
         return restarted.login, restarted.in_progress
 
-    async def submit_number(self, person: Person, number: PhoneNumber) -> NumberOutcome:
-        """Start a verification to a number, if the rules allow it."""
+    async def submit_number(
+        self, person: Person, number: PhoneNumber, *, language: str = SOURCE
+    ) -> NumberOutcome:
+        """Start a verification to a number, if the rules allow it; its SMS and call speak
+        `language` (a `bot.i18n` code)."""
         refused = await self._destination_refused(person, number)
         if refused is not None:
             return refused
@@ -159,7 +173,7 @@ class LoginService:
             if reserved.rule is Rule.GLOBAL and await self._claim_alert("global_limit"):
                 alert = "global_limit"
             return NumberOutcome(NumberResult.LIMITED, refusal=reserved, alert=alert)
-        return await self._start_counted(person, number, reserved)
+        return await self._start_counted(person, number, reserved, language)
 
     async def trusted_contact(self, person: Person, number: PhoneNumber) -> NumberOutcome:
         """Log in with the user's own contact, shared from the button, without any code
@@ -190,7 +204,7 @@ class LoginService:
         return NumberOutcome(NumberResult.LOGGED_IN, phone_number=number.e164)
 
     async def _start_counted(
-        self, person: Person, number: PhoneNumber, start_id: int
+        self, person: Person, number: PhoneNumber, start_id: int, language: str
     ) -> NumberOutcome:
         """Send the code of the start already counted under `start_id`: by the Gateway when
         it comes first and can deliver to the number, else by Vonage."""
@@ -217,7 +231,7 @@ class LoginService:
                     channel=GATEWAY_CHANNEL,
                 )
         try:
-            request_id = await self._start_or_recover(person, number, start_id)
+            request_id = await self._start_or_recover(person, number, start_id, language)
         except VerifyFailure as failure:
             return await self._start_failed(person, number, failure, start_id)
         if request_id is None:
@@ -273,21 +287,21 @@ class LoginService:
             logger.info("No Telegram code to %s (%s): by SMS instead", number.masked, failure.kind)
             return None, await self._account_alert(failure.kind, provider="gateway_")
 
-    async def sms_instead(self, chat_id: int) -> NumberOutcome:
+    async def sms_instead(self, chat_id: int, *, language: str = SOURCE) -> NumberOutcome:
         """ "Send by SMS instead": the code of the chat's running Gateway request comes by
-        Vonage now (`_fall_back`)."""
+        Vonage now (`_fall_back`), in `language`."""
         flow = await self._store.flow_of(chat_id)
         if flow is None or flow.step != Step.CODE or flow.channel != GATEWAY_CHANNEL:
             return NumberOutcome(NumberResult.NO_FLOW)
         if self._expired(flow):
             await self._expire(flow)
             return NumberOutcome(NumberResult.NO_FLOW)
-        return await self._fall_back(flow, reason="asked")
+        return await self._fall_back(flow, reason="asked", language=language)
 
-    async def fall_back_due(self, *, batch: int = 100) -> list[tuple[int, NumberOutcome]]:
-        """Gateway codes not used within VERIFY_CHANNEL_TIMEOUT come by Vonage now; returns
-        each chat whose code does, with what to tell it (one Vonage refused is left as it
-        is, and tried again after another channel timeout)."""
+    async def fall_back_due(self, *, batch: int = 100) -> list[tuple[LoginFlow, NumberOutcome]]:
+        """Gateway codes not used within VERIFY_CHANNEL_TIMEOUT come by Vonage now, in the
+        language each login began in; returns each flow whose code did, with what to tell
+        its chat."""
         if self._gateway is None:
             return []
         before = self._now() - timedelta(seconds=self._policy.channel_timeout)
@@ -298,19 +312,20 @@ class LoginService:
         for flow in due:
             if self._expired(flow):
                 continue  # the expiry sweep ends it
-            outcome = await self._fall_back(flow, reason="timeout")
+            language = flow.language or SOURCE
+            outcome = await self._fall_back(flow, reason="timeout", language=language)
             if outcome.result is NumberResult.CODE_SENT:
-                done.append((flow.chat_id, outcome))
+                done.append((flow, outcome))
         return done
 
-    async def _fall_back(self, flow: LoginFlow, *, reason: str) -> NumberOutcome:
+    async def _fall_back(self, flow: LoginFlow, *, reason: str, language: str) -> NumberOutcome:
         """The Gateway request's login goes on by Vonage's channels: the same login (not a
         new start, so the limits count it once), with the expiry and the tries it had; the
         Telegram message is revoked. If Vonage fails, the Telegram code keeps working."""
         number = parse_e164(flow.phone_number or "")
         channel = self._vonage_channels[0]
         try:
-            request_id = await self._verify.start(number.digits)
+            request_id = await self._verify.start(number, language=language)
         except VerifyFailure as failure:
             # The Telegram code keeps working; the sweeper tries again only after another
             # channel timeout (a start that failed after reaching Vonage may have sent an SMS).
@@ -385,7 +400,7 @@ class LoginService:
             return 0
         return max(0, math.ceil((ready - self._now()).total_seconds()))
 
-    async def resend(self, person: Person) -> NumberOutcome:
+    async def resend(self, person: Person, *, language: str = SOURCE) -> NumberOutcome:
         """A new code to the same number: the old request is cancelled and a new one starts,
         under the same limits as any start. The limits are checked first, so a refused resend
         changes nothing and the old code keeps working; if Vonage then fails to start the new
@@ -402,7 +417,7 @@ class LoginService:
             return NumberOutcome(NumberResult.NO_FLOW)
         if flow.request_id:
             await self._cancel_quietly(flow.request_id, flow.channel)
-        return await self.submit_number(person, number)
+        return await self.submit_number(person, number, language=language)
 
     async def call_instead(self, chat_id: int) -> CallResult:
         """Move the running request on to its next channel (a voice call)."""
@@ -491,14 +506,14 @@ class LoginService:
         )
 
     async def _start_or_recover(
-        self, person: Person, number: PhoneNumber, start_id: int
+        self, person: Person, number: PhoneNumber, start_id: int, language: str
     ) -> str | _Reused | None:
         """Start the request counted under `start_id`. On 409 (a request already running for
         that number): reuse it if it is this chat's, give up (None) if another login may own
         it, and only if nobody can (say the bot crashed before recording it) cancel it and
         start again."""
         try:
-            return await self._verify.start(number.digits)
+            return await self._verify.start(number, language=language)
         except VerifyFailure as failure:
             if failure.kind is not FailureKind.CONFLICT or not failure.request_id:
                 raise
@@ -525,7 +540,7 @@ class LoginService:
                 return _Reused(running) if starters == {person.chat_id} else None
         logger.info("Cancelling a stranded request to %s", number.masked)
         await self._cancel_quietly(running, None)
-        return await self._verify.start(number.digits)
+        return await self._verify.start(number, language=language)
 
     async def _start_failed(
         self, person: Person, number: PhoneNumber, failure: VerifyFailure, start_id: int

@@ -47,10 +47,12 @@ class Notice:
 
 @dataclass(frozen=True, slots=True)
 class ChatState:
-    """A chat's step (None: no login in progress) and the notice waiting for it, if any."""
+    """A chat's step (None: no login in progress), the notice waiting for it, if any, and
+    the language it chose with /language (None: it chose none)."""
 
     step: Step | None
     notice: Notice | None = None
+    language: str | None = None
 
 
 class NumberResult(enum.Enum):

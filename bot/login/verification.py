@@ -26,8 +26,10 @@ from urllib3.util import Retry
 from urllib3.util.ssl_ import create_urllib3_context
 from vonage_http_client import Auth, HttpClient, HttpClientOptions
 from vonage_http_client.errors import HttpRequestError
-from vonage_verify import SmsChannel, Verify, VerifyRequest, VoiceChannel
+from vonage_verify import Locale, SmsChannel, Verify, VerifyRequest, VoiceChannel
 
+from bot.i18n import SOURCE
+from bot.login.phone import PhoneNumber
 from bot.metrics import Metrics
 
 logger = logging.getLogger(__name__)
@@ -225,17 +227,20 @@ class VerifyClient:
             logger.error("Verify %s failed inside the SDK: %s", what, type(error).__name__)
             raise VerifyFailure(FailureKind.UNAVAILABLE) from None
 
-    async def start(self, to_digits: str) -> str:
-        """Start a verification to a number (E.164 digits, no `+`); returns its request id."""
-        response = await self._call("start", self._start, to_digits)
+    async def start(self, number: PhoneNumber, *, language: str = SOURCE) -> str:
+        """Start a verification to a number, its SMS and call in `language` (a `bot.i18n`
+        code, as `verify_locale` maps it); returns its request id."""
+        locale = verify_locale(language, number.region)
+        response = await self._call("start", self._start, number.digits, locale)
         return str(response.request_id)
 
-    def _start(self, to_digits: str) -> Any:
+    def _start(self, to_digits: str, locale: Locale) -> Any:
         """Build and send the start request (in a worker thread: building validates too)."""
         channels = {"sms": SmsChannel, "voice": VoiceChannel}
         request = VerifyRequest(
             brand=self._config.brand,
             workflow=[channels[name](to=to_digits) for name in self._config.workflow],
+            locale=locale,
             code_length=self._config.code_length,
             channel_timeout=self._config.channel_timeout,
         )
@@ -266,6 +271,42 @@ class VerifyClient:
             if failure.kind is FailureKind.CONFLICT:
                 raise VerifyFailure(FailureKind.NO_NEXT_CHANNEL, status=409) from None
             raise
+
+
+# Where a language's own variant is not the number's region: Spanish-speaking America hears
+# Mexican Spanish (Verify has no other American one but the USA's), and English-speaking
+# North America American English.
+_REGIONAL_VARIANTS = {
+    "es": dict.fromkeys(
+        "AR BO CL CO CR CU DO EC GT HN MX NI PA PE PR PY SV UY VE".split(),  # noqa: SIM905
+        "es-mx",
+    )
+    | {"US": "es-us"},
+    "en": dict.fromkeys("US CA PR VI GU AS MP UM".split(), "en-us"),  # noqa: SIM905
+}
+# A language's locale when the number's region has no variant of it.
+_DEFAULT_VARIANTS = {"en": "en-gb", "es": "es-es", "pt": "pt-br", "de": "de-de", "ru": "ru-ru"}
+
+
+def verify_locale(language: str, region: str) -> Locale:
+    """The Verify v2 `locale` for a chat's language (a `bot.i18n` code) and the number's
+    region (ISO 3166, as `bot.login.phone` reports it): the language's variant of that
+    region when the SDK allows it (`es` and a Mexican number: `es-mx`; `pt` and a Portuguese
+    one: `pt-pt`), else the language's usual one, else English: never an error."""
+    primary = language.split("_")[0].lower()
+    for candidate in (
+        _REGIONAL_VARIANTS.get(primary, {}).get(region),
+        f"{primary}-{region.lower()}",
+        f"{language.replace('_', '-').lower()}",
+        _DEFAULT_VARIANTS.get(primary),
+        _REGIONAL_VARIANTS["en"].get(region),
+    ):
+        if candidate is not None and candidate in _LOCALES:
+            return Locale(candidate)
+    return Locale.EN_GB
+
+
+_LOCALES = frozenset(locale.value for locale in Locale)
 
 
 def read_environment_once(session: requests.Session, url: str) -> None:

@@ -2,8 +2,8 @@
 its line in /help and in the command menu.
 
 A new command is one `Command(...)` here (and its sentences in `bot.texts`); the handlers
-(`bot.app.add_handlers`), the menu (setMyCommands, at start) and /help are made from this table,
-in its order.
+(`bot.app.add_handlers`), the menu (setMyCommands, at start, once per language) and /help are
+made from this table, in its order.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from telegram import BotCommand, Update
 from telegram.ext import BaseHandler, CommandHandler, filters
 
 from bot import texts
+from bot.i18n import Texts
 from bot.telegram.handlers import admin, common, login
 from bot.telegram.handlers.base import BotContext, is_private, reply
 
@@ -77,7 +78,7 @@ async def show_help(update: Update, context: BotContext) -> None:
     """/help and /start: what the bot does and its commands (admins see theirs in private)."""
     user = update.effective_user
     is_admin = user is not None and user.id in context.services.admin_ids
-    await reply(update, help_text(admin=is_admin and is_private(update)))
+    await reply(update, help_text(context.t, admin=is_admin and is_private(update)))
 
 
 COMMANDS: tuple[Command, ...] = (
@@ -100,6 +101,7 @@ COMMANDS: tuple[Command, ...] = (
     Command(("cancel",), common.nothing_to_cancel, when=When.OUTSIDE_FLOW),
     Command(("privacy",), common.privacy, chats=Chats.ANY, help=texts.HELP_PRIVACY),
     Command(("forget",), common.forget, help=texts.HELP_FORGET),
+    Command(("language",), common.language, help=texts.HELP_LANGUAGE, menu=texts.MENU_LANGUAGE),
     # Order matters! A website's deep link (/start <token>) before /start's help.
     Command(("start",), login.start_from_link, has_args=True),
     Command(
@@ -124,22 +126,22 @@ def private_names(chats: Chats = Chats.PRIVATE) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def menu() -> list[BotCommand]:
-    """The command menu Telegram shows (setMyCommands)."""
-    return [BotCommand(c.names[0], c.menu) for c in COMMANDS if c.menu is not None]
+def menu(t: Texts) -> list[BotCommand]:
+    """The command menu Telegram shows (setMyCommands), in one language."""
+    return [BotCommand(c.names[0], t(c.menu)) for c in COMMANDS if c.menu is not None]
 
 
-def help_text(*, admin: bool) -> str:
+def help_text(t: Texts, *, admin: bool) -> str:
     """/help: the introduction and one line per listed command (with the admin part)."""
-    text = texts.HELP.format(commands=_help_lines(admin=False))
+    text = t(texts.HELP, commands=_help_lines(t, admin=False))
     if admin:
-        text += texts.ADMIN_HELP.format(commands=_help_lines(admin=True))
+        text += t(texts.ADMIN_HELP, commands=_help_lines(t, admin=True))
     return text
 
 
-def _help_lines(*, admin: bool) -> str:
+def _help_lines(t: Texts, *, admin: bool) -> str:
     return "\n".join(
-        texts.HELP_LINE.format(usage=f"/{c.names[0]} {c.args}".rstrip(), help=c.help)
+        texts.HELP_LINE.format(usage=f"/{c.names[0]} {c.args}".rstrip(), help=t(c.help))
         for c in COMMANDS
         if c.help is not None and (c.chats is Chats.ADMIN) == admin
     )

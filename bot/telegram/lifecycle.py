@@ -18,6 +18,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from bot import i18n
 from bot.admin.service import AdminService, prices_of
 from bot.app import ALLOWED_UPDATES, build_application, shares_chats
 from bot.clock import utcnow
@@ -297,11 +298,19 @@ def gateway_client(settings: Settings, metrics: Metrics) -> GatewayClient | None
 
 
 async def _set_command_menu(application: BotApp) -> None:
-    """Tell Telegram the command menu; the bot works without it, so a failure only warns."""
-    try:
-        await application.bot.set_my_commands(commands.menu())
-    except Exception as error:
-        logger.warning("Could not set the command menu: %s", type(error).__name__)
+    """Tell Telegram the command menu: once per language (each user sees the one of their
+    Telegram language) and once without one (English, for every other language). The bot
+    works without it, so a failure only warns."""
+    bot = application.bot
+    calls = [bot.set_my_commands(commands.menu(i18n.ENGLISH))] + [
+        bot.set_my_commands(
+            commands.menu(i18n.texts_for(language.code)), language_code=language.telegram_code
+        )
+        for language in i18n.LANGUAGES
+    ]
+    for outcome in await asyncio.gather(*calls, return_exceptions=True):
+        if isinstance(outcome, BaseException):
+            logger.warning("Could not set the command menu: %s", type(outcome).__name__)
 
 
 async def _check_connection_budget(engine: AsyncEngine, pool_size: int) -> None:

@@ -944,9 +944,11 @@ class FakeTelegram(SandboxServer):
         wanted = method.lower()
         return [call.params for call in self.calls if call.method.lower() == wanted]
 
-    def commands(self) -> list[Any]:
-        """Commands set with setMyCommands for the default scope and language."""
-        return list(self._commands.get(self._commands_key({}), []))
+    def commands(self, language_code: str | None = None) -> list[Any]:
+        """Commands set with setMyCommands for the default scope and a language (None: the
+        ones for users of every language without their own)."""
+        key = self._commands_key({"language_code": language_code})
+        return list(self._commands.get(key, []))
 
     def current_keyboard(self, chat_id: int) -> dict[str, Any] | None:
         """The reply keyboard the user currently sees in ``chat_id`` (the last

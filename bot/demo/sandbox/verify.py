@@ -56,6 +56,10 @@ Status = Literal["active", "completed", "cancelled", "expired", "failed"]
 
 _ERROR_TYPE = "https://developer.vonage.com/api-errors"
 _CHANNELS = frozenset({"sms", "voice", "whatsapp", "whatsapp_interactive", "email", "silent_auth"})
+# The `locale` values Verify v2 documents (the SDK's `vonage_verify.Locale`).
+_LOCALES = frozenset(
+    "en-us en-gb es-es es-mx es-us it-it fr-fr de-de ru-ru hi-in pt-br pt-pt id-id".split()  # noqa: SIM905
+)
 # the first bytes of a status line, then nothing: a reply cut off mid-flight
 _TRUNCATED_REPLY = b"HTTP/1.1 5"
 _PHONE = re.compile(r"\d{7,15}")
@@ -124,6 +128,8 @@ class Delivery:
     code: str
     brand: str
     text: str
+    #: the language Vonage would have used (the request's `locale`; None: its own guess)
+    locale: str | None = None
 
 
 @dataclass
@@ -601,6 +607,9 @@ class FakeVerify(SandboxServer):
             not isinstance(custom_code, str) or not re.fullmatch(r"[A-Za-z0-9]{4,10}", custom_code)
         ):
             errors.append(("code", "Must be 4-10 alphanumeric characters"))
+        locale = body.get("locale")
+        if locale is not None and locale not in _LOCALES:
+            errors.append(("locale", f"Invalid locale {locale!r}"))
         if errors:
             detail = "Invalid phone number" if invalid_number else None
             raise _invalid(errors, detail)
@@ -626,7 +635,7 @@ class FakeVerify(SandboxServer):
             workflow=steps,
             code=code,
             created_at=self._now(),
-            locale=body.get("locale"),
+            locale=locale,
             client_ref=client_ref,
             channel_timeout=channel_timeout,
             body=body,
@@ -650,7 +659,9 @@ class FakeVerify(SandboxServer):
             text = f"Call to {to}: your {brand} code is {code}"
         else:
             text = f"Your {brand} code is {code}"
-        delivery = Delivery(verification.request_id, to, channel, code, brand, text)
+        delivery = Delivery(
+            verification.request_id, to, channel, code, brand, text, verification.locale
+        )
         self.deliveries.append(delivery)
         logger.debug("fake verify: delivered %s code for %s", channel, verification.request_id)
         self._run_hook(self.on_delivery, delivery)

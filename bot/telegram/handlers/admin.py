@@ -84,15 +84,16 @@ async def users_page_button(update: Update, context: BotContext, admin: int) -> 
 async def _users_page(
     context: BotContext, page: int, admin: int
 ) -> tuple[str, InlineKeyboardMarkup | None]:
-    services = context.services
+    services, t = context.services, context.t
     rows, page, pages, total = await services.admin.users_page(
         page, size=services.users_page_size, by=f"admin {admin}"
     )
     if total == 0:
-        return texts.USERS_EMPTY, None
-    lines = [texts.USERS_HEADER.format(total=total, page=page, pages=pages)]
+        return t(texts.USERS_EMPTY), None
+    lines = [t(texts.USERS_HEADER, total=total, page=page, pages=pages)]
     lines += [
-        texts.USERS_LINE.format(
+        t(
+            texts.USERS_LINE,
             number=phone.pretty(row.phone_number),
             chat_id=row.chat_id,
             name=reports.display_name(row.full_name, row.username),
@@ -103,10 +104,14 @@ async def _users_page(
     buttons = []
     if page > 1:
         buttons.append(
-            InlineKeyboardButton("« Previous", callback_data=f"{USERS_CALLBACK}{page - 1}")
+            InlineKeyboardButton(
+                t(texts.USERS_PREVIOUS), callback_data=f"{USERS_CALLBACK}{page - 1}"
+            )
         )
     if page < pages:
-        buttons.append(InlineKeyboardButton("Next »", callback_data=f"{USERS_CALLBACK}{page + 1}"))
+        buttons.append(
+            InlineKeyboardButton(t(texts.USERS_NEXT), callback_data=f"{USERS_CALLBACK}{page + 1}")
+        )
     return "\n".join(lines), InlineKeyboardMarkup([buttons]) if buttons else None
 
 
@@ -115,39 +120,40 @@ async def user(update: Update, context: BotContext, admin: int) -> None:
     """/user <number | chat id | @username>: the current login and the last 20 events."""
     target = parse_target(" ".join(context.args or []))
     if target is None:
-        await reply(update, texts.USER_USAGE)
+        await reply(update, context.t(texts.USER_USAGE))
         return
     report = await context.services.admin.lookup(target, by=f"admin {admin}")
-    await reply(update, reports.user_report(report))
+    await reply(update, reports.user_report(report, context.t))
 
 
 @admin_only
 async def revoke(update: Update, context: BotContext, admin: int) -> None:
     """/revoke <number | chat id>: show the login and ask for confirmation (a button bound to
     that login, which expires)."""
+    t = context.t
     query = " ".join(context.args or [])
     target = parse_target(query)
     if target is None or target.kind == "username":
-        await reply(update, texts.REVOKE_USAGE)
+        await reply(update, t(texts.REVOKE_USAGE))
         return
     offer = await context.services.admin.offer_revoke(target, by=f"admin {admin}")
     if offer is None:
-        await reply(update, texts.REVOKE_NOTHING.format(query=query))
+        await reply(update, t(texts.REVOKE_NOTHING, query=query))
         return
     login, confirmation = offer
     buttons = InlineKeyboardMarkup(
         [
             [
                 InlineKeyboardButton(
-                    texts.REVOKE_YES, callback_data=REVOKE_CALLBACK + _encode(confirmation)
+                    t(texts.REVOKE_YES), callback_data=REVOKE_CALLBACK + _encode(confirmation)
                 ),
-                InlineKeyboardButton(texts.REVOKE_NO, callback_data=f"{REVOKE_CALLBACK}no"),
+                InlineKeyboardButton(t(texts.REVOKE_NO), callback_data=f"{REVOKE_CALLBACK}no"),
             ]
         ]
     )
     await reply(
         update,
-        texts.REVOKE_CONFIRM.format(number=phone.pretty(login.phone_number), chat_id=login.chat_id),
+        t(texts.REVOKE_CONFIRM, number=phone.pretty(login.phone_number), chat_id=login.chat_id),
         reply_markup=buttons,
     )
 
@@ -159,27 +165,22 @@ async def revoke_button(update: Update, context: BotContext, admin: int) -> None
     query = update.callback_query
     if query is None:
         return
+    t = context.t
     await query.answer()
     confirmation = _decode((query.data or "").removeprefix(REVOKE_CALLBACK))
     if confirmation is None:
-        await edit_quietly(update, texts.REVOKE_KEPT)
+        await edit_quietly(update, t(texts.REVOKE_KEPT))
         return
     outcome, revoked = await context.services.admin.revoke_confirmed(
         confirmation, by=f"admin {admin}"
     )
     if outcome is RevokeOutcome.EXPIRED:
-        await edit_quietly(
-            update, texts.REVOKE_EXPIRED.format(minutes=REVOKE_CONFIRM_SECONDS // 60)
-        )
+        await edit_quietly(update, t(texts.REVOKE_EXPIRED, minutes=REVOKE_CONFIRM_SECONDS // 60))
     elif outcome is RevokeOutcome.CHANGED or revoked is None:
-        await edit_quietly(update, texts.REVOKE_CHANGED)
+        await edit_quietly(update, t(texts.REVOKE_CHANGED))
     else:
-        await edit_quietly(
-            update,
-            texts.REVOKED.format(
-                number=phone.pretty(revoked.phone_number), chat_id=revoked.chat_id
-            ),
-        )
+        number = phone.pretty(revoked.phone_number)
+        await edit_quietly(update, t(texts.REVOKED, number=number, chat_id=revoked.chat_id))
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -223,7 +224,7 @@ async def stats(update: Update, context: BotContext, admin: int) -> None:
     if context.args:
         arg = context.args[0]
         if not (arg.isdigit() and 1 <= int(arg) <= MAX_STATS_DAYS):
-            await reply(update, texts.STATS_USAGE)
+            await reply(update, context.t(texts.STATS_USAGE))
             return
         days = int(arg)
     await reply(update, reports.stats_text(await context.services.admin.stats(days)))

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Self
 
 from telegram import CallbackQuery, Message, Update
 from telegram.constants import ChatType
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import Application, CallbackContext, ExtBot
 
-from bot import texts
+from bot import i18n, texts
 from bot.login.steps import Person
 from bot.telegram.services import Services
 
@@ -27,7 +27,32 @@ class BotData:
 
 
 class BotContext(CallbackContext[ExtBot[int], dict[Any, Any], dict[Any, Any], BotData]):
-    """The callback context, with typed access to the services."""
+    """The callback context, with typed access to the services and the update's language.
+
+    One context serves every handler group of an update, so the language found first (the
+    sender's Telegram `language_code`, here) and then the chat's own choice (loaded with its
+    login step, `bot.telegram.handlers.login.FlowConversationHandler`) reach every handler
+    of that update and no other."""
+
+    def __init__(
+        self, application: Any, chat_id: int | None = None, user_id: int | None = None
+    ) -> None:
+        super().__init__(application, chat_id, user_id)
+        self.language: str = i18n.SOURCE
+
+    @classmethod
+    def from_update(cls, update: object, application: Any) -> Self:
+        """The context of an update, in the sender's Telegram language (English if the bot
+        does not speak it)."""
+        context = super().from_update(update, application)
+        if isinstance(update, Update) and update.effective_user is not None:
+            context.language = i18n.from_telegram(update.effective_user.language_code)
+        return context
+
+    @property
+    def t(self) -> i18n.Texts:
+        """The sentences in this update's language."""
+        return i18n.texts_for(self.language)
 
     @property
     def services(self) -> Services:
@@ -105,13 +130,16 @@ async def edit_quietly(update: Update, text: str, **kwargs: Any) -> None:
 
 
 async def notify_admins(context: BotContext, kind: str | None) -> None:
-    """Tell every admin about a kind of trouble (callers make sure it is once, not per user)."""
+    """Tell every admin about a kind of trouble (callers make sure it is once, not per user),
+    each in the language their chat chose (English if it chose none)."""
     if kind is None:
         return
-    message = texts.ALERTS.get(kind, kind)
-    for admin_id in sorted(context.services.admin_ids):
+    admin_ids = sorted(context.services.admin_ids)
+    languages = await context.services.login.languages_of(admin_ids)
+    for admin_id in admin_ids:
+        t = i18n.texts_for(languages.get(admin_id, i18n.SOURCE))
         try:
-            await context.bot.send_message(admin_id, message)
+            await context.bot.send_message(admin_id, t(texts.ALERTS.get(kind, kind)))
         except TelegramError as error:
             # An admin who never opened a chat with the bot cannot be messaged; say so, go on.
             logger.warning("Could not alert admin %s: %s", admin_id, type(error).__name__)

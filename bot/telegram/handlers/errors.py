@@ -50,6 +50,6 @@ async def on_error(update: object, context: BotContext) -> None:
         )
     if isinstance(update, Update) and update.effective_chat is not None:
         try:
-            await update.effective_chat.send_message(texts.APOLOGY)
+            await update.effective_chat.send_message(context.t(texts.APOLOGY))
         except Exception:
             logger.warning("Could not send the apology to chat %s", chat_id)

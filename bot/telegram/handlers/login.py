@@ -34,7 +34,8 @@ from telegram.ext import (
     filters,
 )
 
-from bot import texts
+from bot import i18n, texts
+from bot.i18n import Texts
 from bot.login import phone
 from bot.login.limits import Rule
 from bot.login.steps import (
@@ -74,35 +75,36 @@ _CODE_CHARS = re.compile(r"[\s\-]")
 RESEND_CALLBACK = "resend:"
 
 
-def code_keyboard(*, can_call: bool, on_gateway: bool = False) -> InlineKeyboardMarkup:
+def code_keyboard(t: Texts, *, can_call: bool, on_gateway: bool = False) -> InlineKeyboardMarkup:
     """Buttons under the "code sent" message: a new code, or a call instead (an SMS
     instead, while the code is a Telegram one)."""
-    buttons = [InlineKeyboardButton(texts.RESEND_BUTTON, callback_data=f"{RESEND_CALLBACK}new")]
+    buttons = [InlineKeyboardButton(t(texts.RESEND_BUTTON), callback_data=f"{RESEND_CALLBACK}new")]
     if on_gateway:
         buttons.append(
-            InlineKeyboardButton(texts.SMS_BUTTON, callback_data=f"{RESEND_CALLBACK}sms")
+            InlineKeyboardButton(t(texts.SMS_BUTTON), callback_data=f"{RESEND_CALLBACK}sms")
         )
     elif can_call:
         buttons.append(
-            InlineKeyboardButton(texts.CALL_BUTTON, callback_data=f"{RESEND_CALLBACK}call")
+            InlineKeyboardButton(t(texts.CALL_BUTTON), callback_data=f"{RESEND_CALLBACK}call")
         )
     return InlineKeyboardMarkup([buttons])
 
 
-def _how(workflow: tuple[str, ...], channel: str | None) -> str:
-    """How a code that goes by `channel` travels from now (the rest of VERIFY_WORKFLOW)."""
+def _how(t: Texts, workflow: tuple[str, ...], channel: str | None) -> str:
+    """How a code that goes by `channel` travels from now (the rest of VERIFY_WORKFLOW: every
+    rest of a valid one has its words)."""
     ahead = workflow[workflow.index(channel) :] if channel in workflow else workflow
-    return texts.CHANNELS.get(ahead, "by " + " then ".join(ahead))
+    return t(texts.CHANNELS[ahead])
 
 
-def _keyboard_for(services: Services, channel: str | None) -> InlineKeyboardMarkup:
-    return code_keyboard(can_call=services.can_call, on_gateway=channel == GATEWAY_CHANNEL)
+def _keyboard_for(t: Texts, services: Services, channel: str | None) -> InlineKeyboardMarkup:
+    return code_keyboard(t, can_call=services.can_call, on_gateway=channel == GATEWAY_CHANNEL)
 
 
-def contact_keyboard() -> ReplyKeyboardMarkup:
+def contact_keyboard(t: Texts) -> ReplyKeyboardMarkup:
     """The reply keyboard with the share-my-number button."""
     return ReplyKeyboardMarkup(
-        [[KeyboardButton(texts.SHARE_CONTACT_BUTTON, request_contact=True)]],
+        [[KeyboardButton(t(texts.SHARE_CONTACT_BUTTON), request_contact=True)]],
         one_time_keyboard=True,
         resize_keyboard=True,
     )
@@ -124,16 +126,18 @@ async def start_from_link(update: Update, context: BotContext) -> None:
 
 
 async def _ask_number(update: Update, context: BotContext, *, reprove: bool) -> str:
-    services = context.services
+    services, t = context.services, context.t
     person = person_of(update)
-    login, restarting = await services.login.begin(person, reprove=reprove)
+    login, restarting = await services.login.begin(
+        person, reprove=reprove, language=context.language
+    )
     if restarting:
-        await reply(update, texts.RESTARTED)
+        await reply(update, t(texts.RESTARTED))
     if login is not None:
-        text = texts.ASK_NUMBER_LOGGED_IN.format(number=phone.pretty(login.phone_number))
+        text = t(texts.ASK_NUMBER_LOGGED_IN, number=phone.pretty(login.phone_number))
     else:
-        text = texts.ASK_NUMBER
-    await reply(update, text, reply_markup=contact_keyboard())
+        text = t(texts.ASK_NUMBER)
+    await reply(update, text, reply_markup=contact_keyboard(t))
     return NUMBER
 
 
@@ -141,7 +145,7 @@ async def got_number_text(update: Update, context: BotContext) -> str | int:
     """A typed number: parse it, then start a verification (step CODE) or ask again."""
     number = phone.parse(message_of(update).text or "")
     if number is None:
-        await reply(update, texts.NOT_A_NUMBER)
+        await reply(update, context.t(texts.NOT_A_NUMBER))
         return NUMBER
     return await _start_verification(update, context, number)
 
@@ -149,14 +153,15 @@ async def got_number_text(update: Update, context: BotContext) -> str | int:
 async def got_contact(update: Update, context: BotContext) -> str | int:
     """A shared contact: only the sender's own is accepted; it logs in at once (END) under
     TRUST_TELEGRAM_CONTACT, else it is handled as a typed number."""
+    t = context.t
     contact = message_of(update).contact
     user = update.effective_user
     if contact is None or user is None or contact.user_id != user.id:
-        await reply(update, texts.NOT_YOUR_CONTACT, reply_markup=contact_keyboard())
+        await reply(update, t(texts.NOT_YOUR_CONTACT), reply_markup=contact_keyboard(t))
         return NUMBER
     number = phone.parse(contact.phone_number)
     if number is None:
-        await reply(update, texts.NOT_A_NUMBER)
+        await reply(update, t(texts.NOT_A_NUMBER))
         return NUMBER
     if context.services.trust_contact:
         outcome = await context.services.login.trusted_contact(person_of(update), number)
@@ -167,7 +172,9 @@ async def got_contact(update: Update, context: BotContext) -> str | int:
 async def _start_verification(
     update: Update, context: BotContext, number: phone.PhoneNumber
 ) -> str | int:
-    outcome = await context.services.login.submit_number(person_of(update), number)
+    outcome = await context.services.login.submit_number(
+        person_of(update), number, language=context.language
+    )
     return await _answer_number_outcome(update, context, outcome, number)
 
 
@@ -175,70 +182,71 @@ async def _answer_number_outcome(
     update: Update, context: BotContext, outcome: NumberOutcome, number: phone.PhoneNumber | None
 ) -> str | int:
     """Tell the user what became of their number (or their request for a new code)."""
-    services = context.services
+    services, t = context.services, context.t
     await notify_admins(context, outcome.alert)
     pretty = phone.pretty(outcome.phone_number or (number.e164 if number else ""))
     result = outcome.result
     if result in (NumberResult.CODE_SENT, NumberResult.ALREADY_SENT):
         template = texts.CODE_SENT if result is NumberResult.CODE_SENT else texts.CODE_ALREADY_SENT
-        expires = texts.hhmm(outcome.expires_at) if outcome.expires_at else "?"
-        buttons = _keyboard_for(services, outcome.channel)
+        expires = t.time(outcome.expires_at) if outcome.expires_at else "?"
+        buttons = _keyboard_for(t, services, outcome.channel)
         if update.callback_query is not None:
-            await reply(update, texts.RESENT.format(number=pretty), reply_markup=buttons)
+            await reply(update, t(texts.RESENT, number=pretty), reply_markup=buttons)
             return CODE
         # One message: the code is on its way, with the buttons for a new code or a call. A
         # message carries one keyboard, so the share-contact one goes with the next answer
         # (`_reply_in_code_step`).
-        text = template.format(
+        text = t(
+            template,
             length=services.code_length,
             number=pretty,
             expires=expires,
-            how=_how(services.workflow, outcome.channel),
+            how=_how(t, services.workflow, outcome.channel),
         )
-        hint = _resend_hint(services.resend_after, services.can_call, outcome.channel)
+        hint = _resend_hint(t, services.resend_after, services.can_call, outcome.channel)
         await reply(
             update, texts.CODE_SENT_WITH_HINT.format(sent=text, hint=hint), reply_markup=buttons
         )
         return CODE
     if result is NumberResult.LOGGED_IN:
-        await reply(
-            update, texts.VERIFIED.format(number=pretty), reply_markup=ReplyKeyboardRemove()
-        )
+        await reply(update, t(texts.VERIFIED, number=pretty), reply_markup=ReplyKeyboardRemove())
         return END
     if result is NumberResult.ALREADY_YOURS:
         await reply(
-            update, texts.ALREADY_YOURS.format(number=pretty), reply_markup=ReplyKeyboardRemove()
+            update, t(texts.ALREADY_YOURS, number=pretty), reply_markup=ReplyKeyboardRemove()
         )
         return END
     if result is NumberResult.NO_FLOW:
-        await reply(update, texts.OUTSIDE_FLOW, reply_markup=ReplyKeyboardRemove())
+        await reply(update, t(texts.OUTSIDE_FLOW), reply_markup=ReplyKeyboardRemove())
         return END
     if result is NumberResult.REFUSED and outcome.refusal is not None:
-        text = (
+        text = t(
             texts.REFUSED_PREFIX if outcome.refusal.rule is Rule.PREFIX else texts.REFUSED_COUNTRY
         )
     elif result is NumberResult.LIMITED and outcome.refusal is not None:
-        when = texts.hhmm(outcome.refusal.retry_at) if outcome.refusal.retry_at else "later"
+        when = t.time(outcome.refusal.retry_at) if outcome.refusal.retry_at else t(texts.LATER)
         template = texts.LIMITED_GLOBAL if outcome.refusal.rule is Rule.GLOBAL else texts.LIMITED
-        text = template.format(when=when)
+        text = t(template, when=when)
     else:
-        text = {
-            NumberResult.INVALID_NUMBER: texts.INVALID_NUMBER,
-            NumberResult.NUMBER_BUSY: texts.NUMBER_BUSY,
-            NumberResult.BUSY: texts.BUSY,
-        }.get(result, texts.UNAVAILABLE)
+        text = t(
+            {
+                NumberResult.INVALID_NUMBER: texts.INVALID_NUMBER,
+                NumberResult.NUMBER_BUSY: texts.NUMBER_BUSY,
+                NumberResult.BUSY: texts.BUSY,
+            }.get(result, texts.UNAVAILABLE)
+        )
     await reply(update, text)
     return NUMBER
 
 
 async def got_code(update: Update, context: BotContext) -> str | int:
     """A code: check it; logged in (END, the code's message deleted), or try again, or END."""
-    services = context.services
+    services, t = context.services, context.t
     message = message_of(update)
     code = _CODE_CHARS.sub("", message.text or "")
     if not (code.isascii() and code.isdigit() and 4 <= len(code) <= 10):
         # Answered here: a malformed code never uses up one of the request's tries.
-        await _reply_in_code_step(update, texts.NOT_A_CODE.format(length=services.code_length))
+        await _reply_in_code_step(update, t(texts.NOT_A_CODE, length=services.code_length))
         return CODE
     person = person_of(update)
     outcome = await services.login.submit_code(person, code)
@@ -247,22 +255,20 @@ async def got_code(update: Update, context: BotContext) -> str | int:
     if result is CodeResult.VERIFIED:
         await _delete_quietly(update)
         number = phone.pretty(outcome.phone_number or "")
-        await _reply_in_code_step(update, texts.VERIFIED.format(number=number))
+        await _reply_in_code_step(update, t(texts.VERIFIED, number=number))
         await weblogin.offer_after_login(update, context)
         return END
     if result is CodeResult.WRONG:
-        await _reply_in_code_step(
-            update, texts.WRONG_CODE.format(tries=texts.tries(outcome.tries_left))
-        )
+        await _reply_in_code_step(update, t.plural(texts.WRONG_CODE, outcome.tries_left))
         return CODE
     if result is CodeResult.UNAVAILABLE:
-        await _reply_in_code_step(update, texts.CHECK_UNAVAILABLE)
+        await _reply_in_code_step(update, t(texts.CHECK_UNAVAILABLE))
         return CODE
     text = {
         CodeResult.TOO_MANY: texts.TOO_MANY_WRONG,
         CodeResult.EXPIRED: texts.CODE_EXPIRED,
     }.get(result, texts.OUTSIDE_FLOW)
-    await _reply_in_code_step(update, text)
+    await _reply_in_code_step(update, t(text))
     return END
 
 
@@ -273,14 +279,14 @@ async def _reply_in_code_step(update: Update, text: str) -> None:
     await reply(update, text, reply_markup=ReplyKeyboardRemove())
 
 
-def _resend_hint(seconds: int, can_call: bool, channel: str | None) -> str:
-    when = texts.RESEND_HINT_WHEN.format(seconds=seconds) if seconds > 0 else ""
+def _resend_hint(t: Texts, seconds: int, can_call: bool, channel: str | None) -> str:
     if channel == GATEWAY_CHANNEL:
-        other = texts.RESEND_HINT_SMS
+        now, later = texts.RESEND_HINT_NOW_SMS, texts.RESEND_HINT_LATER_SMS
+    elif can_call:
+        now, later = texts.RESEND_HINT_NOW_CALL, texts.RESEND_HINT_LATER_CALL
     else:
-        other = texts.RESEND_HINT_CALL if can_call else ""
-    text = texts.RESEND_HINT.format(when=when, call=other)
-    return text[0].upper() + text[1:] if not when else text
+        now, later = texts.RESEND_HINT_NOW, texts.RESEND_HINT_LATER
+    return t(later, seconds=seconds) if seconds > 0 else t(now)
 
 
 async def resend_button(update: Update, context: BotContext) -> None:
@@ -289,47 +295,43 @@ async def resend_button(update: Update, context: BotContext) -> None:
     query = await private_button(update)
     if query is None:
         return
-    services = context.services
+    services, t = context.services, context.t
     person = person_of(update)
     wait = await services.login.resend_wait(person.chat_id)
     if wait is None:
-        await query.answer(texts.CODE_NOT_RUNNING, show_alert=True)
+        await query.answer(t(texts.CODE_NOT_RUNNING), show_alert=True)
         return
     if wait > 0:
-        await query.answer(texts.RESEND_TOO_SOON.format(seconds=wait), show_alert=True)
+        await query.answer(t(texts.RESEND_TOO_SOON, seconds=wait), show_alert=True)
         return
     await query.answer()
     if query.data == f"{RESEND_CALLBACK}sms":
-        outcome = await services.login.sms_instead(person.chat_id)
+        outcome = await services.login.sms_instead(person.chat_id, language=context.language)
         await notify_admins(context, outcome.alert)
         if outcome.result is NumberResult.CODE_SENT:
             await reply(
                 update,
-                _fell_back_text(services, outcome, texts.SMS_INSTEAD),
-                reply_markup=_keyboard_for(services, outcome.channel),
+                _fell_back_text(t, services, outcome, texts.SMS_INSTEAD),
+                reply_markup=_keyboard_for(t, services, outcome.channel),
             )
             return
-        await _reply_in_code_step(
-            update,
-            {
-                NumberResult.NO_FLOW: texts.CODE_NOT_RUNNING,
-                NumberResult.BUSY: texts.BUSY,
-            }.get(outcome.result, texts.UNAVAILABLE),
-        )
+        failed = {
+            NumberResult.NO_FLOW: texts.CODE_NOT_RUNNING,
+            NumberResult.BUSY: texts.BUSY,
+        }.get(outcome.result, texts.UNAVAILABLE)
+        await _reply_in_code_step(update, t(failed))
         return
     if query.data == f"{RESEND_CALLBACK}call":
         result = await services.login.call_instead(person.chat_id)
-        await _reply_in_code_step(
-            update,
-            {
-                CallResult.CALLING: texts.CALLING,
-                CallResult.NO_NEXT_CHANNEL: texts.NO_CALL,
-                CallResult.EXPIRED: texts.CODE_EXPIRED,
-                CallResult.NO_FLOW: texts.CODE_NOT_RUNNING,
-            }.get(result, texts.UNAVAILABLE),
-        )
+        answer = {
+            CallResult.CALLING: texts.CALLING,
+            CallResult.NO_NEXT_CHANNEL: texts.NO_CALL,
+            CallResult.EXPIRED: texts.CODE_EXPIRED,
+            CallResult.NO_FLOW: texts.CODE_NOT_RUNNING,
+        }.get(result, texts.UNAVAILABLE)
+        await _reply_in_code_step(update, t(answer))
         return
-    outcome = await services.login.resend(person)
+    outcome = await services.login.resend(person, language=context.language)
     await _answer_number_outcome(update, context, outcome, None)
     if outcome.result not in (
         NumberResult.CODE_SENT,
@@ -338,13 +340,14 @@ async def resend_button(update: Update, context: BotContext) -> None:
         NumberResult.NO_FLOW,
     ):
         # The old request is gone and no new one started: the chat waits for its number.
-        await reply(update, texts.RESEND_FAILED, reply_markup=contact_keyboard())
+        await reply(update, t(texts.RESEND_FAILED), reply_markup=contact_keyboard(t))
 
 
-def _fell_back_text(services: Services, outcome: NumberOutcome, template: str) -> str:
-    return template.format(
+def _fell_back_text(t: Texts, services: Services, outcome: NumberOutcome, template: str) -> str:
+    return t(
+        template,
         number=phone.pretty(outcome.phone_number or ""),
-        how=_how(services.workflow, outcome.channel),
+        how=_how(t, services.workflow, outcome.channel),
     )
 
 
@@ -355,16 +358,18 @@ async def announce_fallbacks(application: BotApp) -> int:
     if services is None:
         return 0
     done = await services.login.fall_back_due()
-    for chat_id, outcome in done:
+    for flow, outcome in done:
+        # No update, so no context: the language the login began in.
+        t = i18n.texts_for(flow.language or i18n.SOURCE)
         try:
             await application.bot.send_message(
-                chat_id,
-                _fell_back_text(services, outcome, texts.GATEWAY_TIMED_OUT),
-                reply_markup=_keyboard_for(services, outcome.channel),
+                flow.chat_id,
+                _fell_back_text(t, services, outcome, texts.GATEWAY_TIMED_OUT),
+                reply_markup=_keyboard_for(t, services, outcome.channel),
             )
         except TelegramError as error:
             logger.warning(
-                "Could not tell chat %s about its SMS: %s", chat_id, type(error).__name__
+                "Could not tell chat %s about its SMS: %s", flow.chat_id, type(error).__name__
             )
     return len(done)
 
@@ -374,7 +379,7 @@ async def cancel(update: Update, context: BotContext) -> int:
     cancelled = await context.services.login.cancel(person_of(update).chat_id)
     await reply(
         update,
-        texts.CANCELLED if cancelled else texts.NOTHING_TO_CANCEL,
+        context.t(texts.CANCELLED if cancelled else texts.NOTHING_TO_CANCEL),
         reply_markup=ReplyKeyboardRemove(),
     )
     return END
@@ -383,21 +388,21 @@ async def cancel(update: Update, context: BotContext) -> int:
 async def remind(update: Update, context: BotContext) -> str | int:
     """Anything else during a flow (sticker, photo, edit, stray command): say what we wait
     for; the step does not change."""
-    services = context.services
+    services, t = context.services, context.t
     chat_id = person_of(update).chat_id
     step = await services.login.step_of(chat_id)
     if step == Step.CODE:
         flow = await services.login.flow_of(chat_id)
         number = phone.pretty(flow.phone_number or "") if flow else ""
         await _reply_in_code_step(
-            update, texts.WAITING_FOR_CODE.format(length=services.code_length, number=number)
+            update, t(texts.WAITING_FOR_CODE, length=services.code_length, number=number)
         )
         return CODE
     if step == Step.NUMBER:
-        await reply(update, texts.WAITING_FOR_NUMBER, reply_markup=contact_keyboard())
+        await reply(update, t(texts.WAITING_FOR_NUMBER), reply_markup=contact_keyboard(t))
         return NUMBER
     if step == Step.EXPIRED and await services.login.take_expired_notice(chat_id):
-        await _reply_in_code_step(update, texts.EXPIRED_NOTICE)
+        await _reply_in_code_step(update, t(texts.EXPIRED_NOTICE))
     return END
 
 
@@ -419,7 +424,8 @@ class FlowConversationHandler(ConversationHandler[BotContext]):
     """
 
     async def sync_from_database(self, update: Update, context: BotContext) -> None:
-        """Load the chat's step into the conversation before it looks at the update."""
+        """Load the chat's step into the conversation, and the language it chose into the
+        context, before anything looks at the update."""
         if not is_private(update) or update.effective_chat is None:
             return
         chat_id = update.effective_chat.id
@@ -433,13 +439,17 @@ class FlowConversationHandler(ConversationHandler[BotContext]):
                 type(error).__name__,
                 exc_info=error,
             )
-            await reply(update, texts.APOLOGY)
+            await reply(update, context.t(texts.APOLOGY))
             raise ApplicationHandlerStop from None
+        chosen = i18n.supported(state.language)
+        if chosen is not None:
+            context.language = chosen
         notice = state.notice
         if notice is not None:
             moved = notice.kind is NoticeKind.NUMBER_MOVED
             template = texts.NOTICE_MOVED if moved else texts.NOTICE_REVOKED
-            await reply(update, template.format(number=phone.pretty(notice.phone_number or "")))
+            number = phone.pretty(notice.phone_number or "")
+            await reply(update, context.t(template, number=number))
         key = (chat_id,)
         # ConversationHandler keeps its states in this dict; no public setter exists. The
         # database is the source of truth, so we overwrite what memory thinks.

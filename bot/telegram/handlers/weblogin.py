@@ -17,6 +17,7 @@ from __future__ import annotations
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 
 from bot import texts
+from bot.i18n import Texts
 from bot.login import phone
 from bot.login.weblogin import AnswerResult, Confirmation, LinkOutcome, LinkResult
 from bot.telegram.handlers.base import BotContext, edit_quietly, is_private, person_of, reply
@@ -25,13 +26,13 @@ CONFIRM_CALLBACK = "web:"
 NOT_ME = "no"
 
 
-def confirmation_keyboard(confirmation: Confirmation) -> InlineKeyboardMarkup:
+def confirmation_keyboard(t: Texts, confirmation: Confirmation) -> InlineKeyboardMarkup:
     """Three number buttons (one is the page's) and "Not me"."""
     prefix = f"{CONFIRM_CALLBACK}{confirmation.request_id}:"
     numbers = [
         InlineKeyboardButton(str(n), callback_data=f"{prefix}{n}") for n in confirmation.choices
     ]
-    not_me = InlineKeyboardButton(texts.WEB_NOT_ME_BUTTON, callback_data=f"{prefix}{NOT_ME}")
+    not_me = InlineKeyboardButton(t(texts.WEB_NOT_ME_BUTTON), callback_data=f"{prefix}{NOT_ME}")
     return InlineKeyboardMarkup([numbers, [not_me]])
 
 
@@ -41,13 +42,13 @@ async def open_link(update: Update, context: BotContext) -> bool:
     web = context.services.web
     token = context.args[0] if context.args else ""
     if web is None:
-        await reply(update, texts.WEB_LINK_UNKNOWN)
+        await reply(update, context.t(texts.WEB_LINK_UNKNOWN))
         return False
     outcome = await web.open_link(token, person_of(update))
     if outcome.result is LinkResult.NEED_LOGIN:
-        await reply(update, texts.WEB_LOGIN_FIRST.format(client=outcome.client_name))
+        await reply(update, context.t(texts.WEB_LOGIN_FIRST, client=outcome.client_name))
         return True
-    await _answer_link(update, outcome)
+    await _answer_link(update, context.t, outcome)
     return False
 
 
@@ -58,29 +59,28 @@ async def offer_after_login(update: Update, context: BotContext) -> None:
         return
     outcome = await web.after_login(person_of(update).chat_id)
     if outcome is not None:
-        await _answer_link(update, outcome)
+        await _answer_link(update, context.t, outcome)
 
 
-async def _answer_link(update: Update, outcome: LinkOutcome) -> None:
+async def _answer_link(update: Update, t: Texts, outcome: LinkOutcome) -> None:
     confirmation = outcome.confirmation
     if outcome.result is LinkResult.CONFIRM and confirmation is not None:
         await reply(
             update,
-            texts.WEB_CONFIRM.format(
+            t(
+                texts.WEB_CONFIRM,
                 client=confirmation.client_name,
                 host=confirmation.redirect_host,
                 number=phone.pretty(confirmation.phone_number),
             ),
-            reply_markup=confirmation_keyboard(confirmation),
+            reply_markup=confirmation_keyboard(t, confirmation),
         )
         return
-    await reply(
-        update,
-        {
-            LinkResult.EXPIRED: texts.WEB_LINK_EXPIRED,
-            LinkResult.USED: texts.WEB_LINK_USED,
-        }.get(outcome.result, texts.WEB_LINK_UNKNOWN),
-    )
+    answer = {
+        LinkResult.EXPIRED: texts.WEB_LINK_EXPIRED,
+        LinkResult.USED: texts.WEB_LINK_USED,
+    }.get(outcome.result, texts.WEB_LINK_UNKNOWN)
+    await reply(update, t(answer))
 
 
 async def answer_button(update: Update, context: BotContext) -> None:
@@ -101,7 +101,7 @@ async def answer_button(update: Update, context: BotContext) -> None:
         AnswerResult.ANSWERED: texts.WEB_ANSWERED,
     }.get(outcome.result)
     if alert is not None:
-        await query.answer(alert, show_alert=True)
+        await query.answer(context.t(alert), show_alert=True)
         return
     await query.answer()
     text = {
@@ -110,4 +110,4 @@ async def answer_button(update: Update, context: BotContext) -> None:
         AnswerResult.NOT_ME: texts.WEB_NOT_ME,
         AnswerResult.EXPIRED: texts.WEB_EXPIRED,
     }.get(outcome.result, texts.WEB_NOT_LOGGED_IN)
-    await edit_quietly(update, text.format(client=outcome.client_name))
+    await edit_quietly(update, context.t(text, client=outcome.client_name))
