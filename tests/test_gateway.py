@@ -208,6 +208,7 @@ async def test_a_wrong_gateway_code_counts_like_any_other(
         ("checkSendAbility", "timeout"),
         ("sendVerificationMessage", (502, "BAD_GATEWAY")),
         ("sendVerificationMessage", "timeout"),
+        ("checkSendAbility", "network"),
     ],
 )
 async def test_every_gateway_failure_at_the_start_falls_back_to_one_sms(
@@ -222,7 +223,9 @@ async def test_every_gateway_failure_at_the_start_falls_back_to_one_sms(
 ) -> None:
     caplog.set_level(logging.INFO)
     await start_bot(**gateway_settings, vonage_timeout_seconds=1)
-    if fault == "timeout":
+    if fault == "network":
+        await gateway.stop()  # nothing listens there any more
+    elif fault == "timeout":
         gateway.hang_next(3, method=method)
     else:
         assert isinstance(fault, tuple)
