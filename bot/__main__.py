@@ -124,23 +124,11 @@ def _run() -> int:
         print("To try the bot without any credentials: python -m bot demo", file=sys.stderr)
         return code
 
-    from sqlalchemy.engine import make_url
-
     from bot import logs
     from bot.db.migrate import upgrade_in_child
     from bot.telegram.lifecycle import serve
 
-    secrets = [settings.telegram_bot_token.get_secret_value()]
-    for secret in (
-        settings.vonage_api_secret,
-        settings.vonage_private_key,
-        settings.webhook_secret,
-    ):
-        if secret is not None:
-            secrets.append(secret.get_secret_value())
-    password = make_url(settings.database_url).password
-    if password:
-        secrets.append(str(password))
+    secrets = settings.secrets()
     logs.configure(settings.log_level, secrets=secrets, form=settings.log_format)
     log = logging.getLogger("bot")
     try:

@@ -87,6 +87,20 @@ class DatabaseSettings(BaseSettings):
             )
         return value
 
+    def secrets(self) -> list[str]:
+        """Every secret these settings hold, for the log's redaction filter: each `SecretStr`
+        setting that is set (by its type, so a new secret setting is covered without a list
+        to keep) and the database password."""
+        found = [
+            value.get_secret_value()
+            for value in (getattr(self, name) for name in type(self).model_fields)
+            if isinstance(value, SecretStr) and value.get_secret_value()
+        ]
+        password = make_url(self.database_url).password
+        if password:
+            found.append(str(password))
+        return found
+
     def __repr_args__(self) -> Any:
         # repr() and str() of the settings end up in logs and tracebacks: no password there.
         for name, value in super().__repr_args__():

@@ -11,11 +11,21 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from bot import logs, texts
+from bot.config import Settings
 from bot.demo.sandbox import FakeTelegram, FakeVerify
 from bot.telegram.handlers.base import BotApp
-from tests.helpers import TOKEN, VONAGE_SECRET, Chat, refuse_new_logins
+from tests.helpers import (
+    GATEWAY_TOKEN,
+    HASH_KEY,
+    TOKEN,
+    VONAGE_SECRET,
+    Chat,
+    refuse_new_logins,
+)
 
 
 @pytest.fixture
@@ -209,3 +219,44 @@ def test_fields_given_with_extra_are_redacted_as_the_message_is() -> None:
     assert line["url"] == "https://host/bot<redacted>/getMe"
     assert line["chat_id"] == 5123456789
     assert (line["level"], line["logger"], line["message"]) == ("INFO", "x", "started")
+
+
+def _signing_key() -> str:
+    """An RSA key as OIDC_SIGNING_KEY takes it (PEM text)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+
+
+def test_every_secret_setting_and_the_database_password_are_kept_out_of_the_log() -> None:
+    given: dict[str, Any] = {
+        "telegram_bot_token": TOKEN,
+        "telegram_gateway_token": GATEWAY_TOKEN,
+        "vonage_api_key": "vkey",
+        "vonage_api_secret": VONAGE_SECRET,
+        "vonage_application_id": "app",
+        "vonage_private_key": "-----BEGIN PRIVATE KEY-----\nvonage\n-----END PRIVATE KEY-----\n",
+        "webhook_url": "https://bot.example/hook",
+        "webhook_secret": "webhook-secret-0123456789",
+        "number_hash_key": HASH_KEY,
+        "oidc_issuer": "https://login.example",
+        "oidc_signing_key": _signing_key(),
+        "database_url": "postgresql+asyncpg://bot:db-password-42@db.example/bot",
+    }
+    secret_settings = sorted(
+        name
+        for name, field in Settings.model_fields.items()
+        if "SecretStr" in str(field.annotation)
+    )
+    # A secret setting added later is given a value here too, or this fails.
+    assert set(secret_settings) <= given.keys()
+    settings = Settings(_env_file=None, **given)
+    values = [getattr(settings, name).get_secret_value() for name in secret_settings]
+    values.append("db-password-42")
+    text = " | ".join(values)
+    record = logging.LogRecord("x", logging.ERROR, __file__, 1, text, None, None)
+    logs.RedactSecrets(settings.secrets()).filter(record)
+    assert record.getMessage() == " | ".join(["<redacted>"] * len(values))
