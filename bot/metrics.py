@@ -15,6 +15,7 @@ the application (updates) and the error handler (database errors).
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from sqlalchemy.exc import SQLAlchemyError
 
 # Outcomes of a verification start (`outcome` label); `reason` says which rule or kind.
 SENT = "sent"  # Vonage started a new request
@@ -101,7 +102,7 @@ class Metrics:
         )
         self.database_errors = Counter(
             "phone_login_database_errors",
-            "Database errors that reached the error handler, by SQLAlchemy error class",
+            "Database errors that stopped an update or a sweep, by SQLAlchemy error class",
             ["kind"],
             registry=registry,
         )
@@ -129,6 +130,11 @@ class Metrics:
     def login_ended(self, outcome: str) -> None:
         """A login attempt ended (one of LOGIN_OUTCOMES)."""
         self.logins.labels(outcome).inc()
+
+    def failed(self, error: BaseException) -> None:
+        """Work that stopped on `error` (an update, a sweep): counted if the database's."""
+        if isinstance(error, SQLAlchemyError):
+            self.database_errors.labels(type(error).__name__).inc()
 
     def web_login(self, client: str | None, outcome: str, reason: str = "") -> None:
         """A step of a website's login: its page opened, approved in Telegram, its code

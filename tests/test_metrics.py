@@ -8,10 +8,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from sqlalchemy import text
+
 from bot import texts
+from bot.db.engine import make_engine
 from bot.demo.sandbox import FakeGateway, FakeTelegram, FakeVerify, free_port
 from bot.i18n import ENGLISH
 from bot.telegram.handlers.base import BotApp
+from bot.telegram.lifecycle import running
 from tests.helpers import (
     NUMBER,
     TOKEN,
@@ -275,6 +279,32 @@ async def test_a_database_error_is_counted_by_its_kind(
     assert moved.value(DATABASE_ERRORS, kind="IntegrityError") == 1
     assert moved.total(DATABASE_ERRORS) == 1
     assert moved.value(LOGINS, outcome="completed") == 0
+
+
+async def test_a_database_error_in_the_sweeper_is_counted(
+    make_settings: Callable[..., Any], clock: Clock, database_url: str
+) -> None:
+    port = free_port()
+    engine = make_engine(database_url, pool_size=1)
+    async with engine.begin() as conn:
+        await conn.execute(text("ALTER TABLE login_flows RENAME TO login_flows_gone"))
+    await engine.dispose()
+    url = f"http://127.0.0.1:{port}/metrics"
+
+    async with running(make_settings(metrics_port=port), clock=clock, sweep_seconds=0.05):
+        deadline = time.monotonic() + 10
+        shown = await scrape(url)
+        while not shown.total(DATABASE_ERRORS) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            shown = await scrape(url)
+
+    kinds = {
+        dict(labels)["kind"]
+        for (name, labels), n in shown.samples.items()
+        if n and name == DATABASE_ERRORS
+    }
+    # No such table: SQLite's driver says OperationalError, asyncpg's ProgrammingError.
+    assert kinds in ({"OperationalError"}, {"ProgrammingError"}), shown.samples
 
 
 async def test_a_website_login_and_a_refused_one_move_the_web_login_counters(

@@ -378,5 +378,7 @@ async def _sweep(
                 await web.purge()
             if locks is not None:
                 await locks.purge()
-        except Exception:
+        except Exception as error:
             logger.exception("Sweeping expired logins failed; trying again later")
+            if application.bot_data.services is not None:
+                application.bot_data.services.metrics.failed(error)

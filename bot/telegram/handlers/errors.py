@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy.exc import SQLAlchemyError
 from telegram import Update
 from telegram.error import Forbidden, NetworkError, RetryAfter, TimedOut
 
@@ -29,8 +28,8 @@ async def on_error(update: object, context: BotContext) -> None:
         if chat_id is not None and context.bot_data.services is not None:
             await context.services.login.cancel(chat_id)
         return
-    if isinstance(error, SQLAlchemyError) and context.bot_data.services is not None:
-        context.services.metrics.database_errors.labels(type(error).__name__).inc()
+    if error is not None and context.bot_data.services is not None:
+        context.services.metrics.failed(error)
     if isinstance(error, (RetryAfter, TimedOut, NetworkError)) and update is None:
         logger.warning("Telegram network trouble: %s", type(error).__name__)
         return
