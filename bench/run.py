@@ -3,6 +3,7 @@
     .venv/bin/python bench/run.py --scenario numbers          # 100 users, Verify takes 1 s
     .venv/bin/python bench/run.py --scenario logins           # 200 whole logins, instant Verify
     make bench BENCH_ARGS='--scenario logins --repeat 3'
+    .venv/bin/python bench/run.py --scenario admin --users 1000000 --events 10000000
 
 FakeTelegram and FakeVerify run in this process's event loop; the bot is a separate process
 (`sys.executable -m bot`, its own temp working directory, so no `.env` is read) that migrates a
@@ -426,6 +427,7 @@ class Options:
     py_spy_args: list[str]
     peer: Path | None = None
     peer_python: str | None = None
+    events: int = 0
 
 
 def phase_timeout(opts: Options, mode: str) -> float:
@@ -880,6 +882,9 @@ async def pending_scenario(
 # Users starting their logins at once in the `pending` scenario.
 PENDING_WAVE = 500
 
+# Not a scenario of the bot process: a big database and the admin answers on it.
+ADMIN = "admin"
+
 SCENARIOS: dict[str, Callable[..., Awaitable[None]]] = {
     "numbers": numbers_scenario,
     "logins": logins_scenario,
@@ -1099,16 +1104,25 @@ def _add_workload_flags(parser: argparse.ArgumentParser) -> None:
     """What is measured: the scenario, its size, Verify's speed and the modes compared."""
     parser.add_argument(
         "--scenario",
-        choices=sorted(SCENARIOS),
+        choices=sorted([*SCENARIOS, ADMIN]),
         default="numbers",
         help="numbers: all users send their number at once (measured: number -> 'code is on "
         "its way'); logins: all users do a whole login at once; pending: users leave their "
-        "logins waiting for the code, 500 at a time (measured: RSS) (default: numbers)",
+        "logins waiting for the code, 500 at a time (measured: RSS); admin: a database of --users "
+        "logins and --events audit events, and the admin answers on it (bench/admin.py) "
+        "(default: numbers)",
     )
     parser.add_argument(
         "--users",
         type=int,
-        help="simulated users (default: 100 numbers, 200 logins, 10000 pending)",
+        help="simulated users (default: 100 numbers, 200 logins, 10000 pending, "
+        "1000000 admin: logged-in users in the database)",
+    )
+    parser.add_argument(
+        "--events",
+        type=int,
+        default=10_000_000,
+        help="admin: audit events in the database (default: 10000000)",
     )
     parser.add_argument(
         "--verify-latency",
@@ -1239,11 +1253,15 @@ def options_from(args: argparse.Namespace, parser: argparse.ArgumentParser) -> O
     default_users, default_latency = {
         "logins": (200, 0.0),
         "pending": (10_000, 0.0),
+        ADMIN: (1_000_000, 0.0),
     }.get(args.scenario, (100, 1.0))
     users: int = default_users if args.users is None else args.users
     latency: float = default_latency if args.verify_latency is None else args.verify_latency
-    if users < 1 or users > 100_000:
-        parser.error("--users must be 1..100000")
+    most = 10_000_000 if args.scenario == ADMIN else 100_000
+    if users < 1 or users > most:
+        parser.error(f"--users must be 1..{most}")
+    if args.events < 1:
+        parser.error("--events must be >= 1")
     if latency < 0:
         parser.error("--verify-latency must be >= 0")
     if args.repeat < 1:
@@ -1260,6 +1278,7 @@ def options_from(args: argparse.Namespace, parser: argparse.ArgumentParser) -> O
     return Options(
         scenario=args.scenario,
         users=users,
+        events=args.events,
         latency=latency,
         modes=_modes(sequential=args.sequential, compare=compare, limiter=args.limiter, peer=peer),
         repeat=args.repeat,
@@ -1411,6 +1430,18 @@ def source_info(bot_dir: Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     opts = parse_args(argv)
     print(source_info(opts.bot_dir), flush=True)
+    if opts.scenario == ADMIN:
+        import admin  # bench/admin.py, beside this script
+
+        return asyncio.run(
+            admin.run(
+                users=opts.users,
+                events=opts.events,
+                server_url=opts.database_url,
+                keep=opts.keep,
+                fresh_database=fresh_database,
+            )
+        )
     if opts.peer is not None:
         if opts.peer_python is None:
             opts.peer_python = peer_interpreter(opts.peer)
