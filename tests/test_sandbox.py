@@ -383,6 +383,34 @@ async def test_blocked_user_and_injected_faults(
     assert len(tg.messages(ALICE)) == 1
 
 
+async def test_dropped_and_held_calls_until_the_faults_are_cleared(
+    bot: Bot, tg: FakeTelegram
+) -> None:
+    tg.drop_next("getUpdates", times=None)
+    for _ in range(3):
+        with pytest.raises(NetworkError):
+            await bot.get_updates(timeout=0)
+    assert (await bot.send_message(ALICE, "other methods still work")).text
+
+    tg.clear_faults()
+    tg.hang_next("getUpdates", times=None)
+    held = asyncio.create_task(bot.get_updates(timeout=0, read_timeout=10))
+    await asyncio.sleep(0.3)
+    assert not held.done()  # no answer, as from an unreachable network
+    tg.send_text(ALICE, "hello")
+    tg.clear_faults()  # released: answered normally
+    (update,) = await asyncio.wait_for(held, 2)
+    assert update.message is not None
+    assert update.message.text == "hello"
+
+    tg.hang_next("sendMessage")
+    held_send = asyncio.create_task(bot.send_message(ALICE, "hi", read_timeout=10))
+    await asyncio.sleep(0.3)
+    await tg.stop()  # a held call is dropped when the server stops
+    with pytest.raises(NetworkError):
+        await held_send
+
+
 async def test_wrong_token_and_raw_http(tg: FakeTelegram) -> None:
     with pytest.raises(InvalidToken):  # initialize() calls getMe; PTB shuts down on failure
         async with Bot("999:WRONG", base_url=tg.base_url):

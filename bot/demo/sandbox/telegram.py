@@ -285,13 +285,17 @@ class CallbackAnswer:
     data: str | None
 
 
+FaultKind = Literal["fail", "drop", "hang"]
+
+
 @dataclass
 class _Fault:
     method: str | None  # lower case, None = any method
-    status: int
-    description: str
-    retry_after: int | None
-    remaining: int
+    kind: FaultKind
+    remaining: int | None  # None: every call until clear_faults()
+    status: int = 0
+    description: str = ""
+    retry_after: int | None = None
 
 
 @dataclass
@@ -353,6 +357,12 @@ def _decode_value(key: str, value: str) -> Any:
         except ValueError:
             return value
     return value
+
+
+def _times(times: int | None) -> int | None:
+    if times is not None and times < 1:
+        raise ValueError("times must be >= 1 (or None: until clear_faults)")
+    return times
 
 
 def _as_int(value: Any, name: str) -> int:
@@ -499,6 +509,7 @@ class FakeTelegram(SandboxServer):
         self._callback_queries: dict[str, _CallbackQuery] = {}
         self._callback_ids = itertools.count(1)
         self._faults: list[_Fault] = []
+        self._release = asyncio.Event()  # set (and replaced) by clear_faults()
         self._blocked: set[int] = set()
         self._commands: dict[str, list[Any]] = {}
         self._webhook_url = ""
@@ -887,15 +898,14 @@ class FakeTelegram(SandboxServer):
         status: int,
         description: str | None = None,
         retry_after: int | None = None,
-        times: int = 1,
+        times: int | None = 1,
     ) -> None:
-        """Answer the next ``times`` calls of ``method`` (any method if ``None``) with an error.
+        """Answer the next ``times`` calls of ``method`` (any method if ``None``) with an error;
+        ``times=None``: every call until :meth:`clear_faults`.
 
         For 429 the reply carries ``parameters.retry_after`` (default 1 s), which PTB turns
         into ``RetryAfter``. 403 → ``Forbidden``, 400 → ``BadRequest``, 5xx → ``NetworkError``.
         """
-        if times < 1:
-            raise ValueError("times must be >= 1")
         if status == 429 and retry_after is None:
             retry_after = 1
         if description is None:
@@ -905,12 +915,32 @@ class FakeTelegram(SandboxServer):
         self._faults.append(
             _Fault(
                 method=method.lower() if method else None,
+                kind="fail",
+                remaining=_times(times),
                 status=status,
                 description=description,
                 retry_after=retry_after,
-                remaining=times,
             )
         )
+
+    def drop_next(self, method: str | None, times: int | None = 1) -> None:
+        """Close the connection of the next ``times`` calls of ``method`` (any method if
+        ``None``) without answering (``times=None``: until :meth:`clear_faults`): the call has
+        no effect and PTB raises ``NetworkError``."""
+        self._faults.append(_Fault(method.lower() if method else None, "drop", _times(times)))
+
+    def hang_next(self, method: str | None, times: int | None = 1) -> None:
+        """Hold the next ``times`` calls of ``method`` (any method if ``None``) open without
+        answering (``times=None``: until :meth:`clear_faults`), as an unreachable network
+        does; they are answered normally once :meth:`clear_faults` is called, and dropped when
+        the server stops. A held call counts as busy for :meth:`wait_idle`."""
+        self._faults.append(_Fault(method.lower() if method else None, "hang", _times(times)))
+
+    def clear_faults(self) -> None:
+        """Forget every pending fail/drop/hang and release the held calls (Telegram is back)."""
+        self._faults.clear()
+        self._release.set()
+        self._release = asyncio.Event()
 
     def block_user(self, chat_id: int) -> None:
         """From now on every send/edit to ``chat_id`` answers 403 "bot was blocked by the
@@ -1162,6 +1192,11 @@ class FakeTelegram(SandboxServer):
             self._notify()
             if match.group("token") != self.token:
                 return self._error(_ApiError(401, "Unauthorized"))
+            fault = self._take_fault(method)
+            if fault is not None:
+                answer = await self._apply_fault(fault, request)
+                if answer is not None:
+                    return answer
             try:
                 result = await self._dispatch(method, params)
             except _ApiError as exc:
@@ -1175,7 +1210,6 @@ class FakeTelegram(SandboxServer):
             self._notify()
 
     async def _dispatch(self, method: str, params: dict[str, Any]) -> Any:
-        self._take_fault(method)
         handler = self._handlers.get(method)
         if handler is None:
             raise _ApiError(404, "Not Found")
@@ -1186,17 +1220,36 @@ class FakeTelegram(SandboxServer):
             result = await result
         return result
 
-    def _take_fault(self, method: str) -> None:
+    def _take_fault(self, method: str) -> _Fault | None:
         lowered = method.lower()
         for fault in self._faults:
             if fault.method is None or fault.method == lowered:
-                fault.remaining -= 1
-                if fault.remaining <= 0:
-                    self._faults.remove(fault)
-                parameters = (
-                    {"retry_after": fault.retry_after} if fault.retry_after is not None else None
-                )
-                raise _ApiError(fault.status, fault.description, parameters)
+                if fault.remaining is not None:
+                    fault.remaining -= 1
+                    if fault.remaining <= 0:
+                        self._faults.remove(fault)
+                return fault
+        return None
+
+    async def _apply_fault(self, fault: _Fault, request: web.Request) -> web.Response | None:
+        """The effect of a fault on a call: an error answer, a dropped connection, or a
+        hold until the faults are cleared (then None: the call is answered normally)."""
+        if fault.kind == "hang":
+            release = asyncio.ensure_future(self._release.wait())
+            stopping = asyncio.ensure_future(self._stopping.wait())
+            try:
+                await asyncio.wait((release, stopping), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                release.cancel()
+                stopping.cancel()
+            if not self.stopping:
+                return None
+        if fault.kind in ("drop", "hang"):
+            if request.transport is not None:
+                request.transport.abort()
+            return web.Response(status=500)  # never reaches the client
+        parameters = {"retry_after": fault.retry_after} if fault.retry_after is not None else None
+        return self._error(_ApiError(fault.status, fault.description, parameters))
 
     def _is_blocked(self, method: str, params: dict[str, Any]) -> bool:
         if not self._blocked or not method.startswith(("send", "edit")):
