@@ -63,6 +63,8 @@ def build_application(settings: Settings, metrics: Metrics) -> BotApp:
             )
         )
         .get_updates_request(AiohttpRequest(connection_pool_size=1, metrics=metrics))
+        # No PTB Updater: bot.telegram.polling fetches the updates (bounded, quick to stop).
+        .updater(None)
         .build()
     )
     add_handlers(application, admin_ids=settings.bot_admin_ids)
@@ -145,6 +147,9 @@ def add_handlers(application: BotApp, *, admin_ids: Collection[int]) -> None:
             ),
         ]
     )
+
+    # Group 1, after everything: the chat's login step leaves memory (the database keeps it).
+    application.add_handler(TypeHandler(Update, conversation.forget_chat), group=1)
 
     # Whatever a handler did not expect: logged, and answered with an apology.
     application.add_error_handler(on_error)

@@ -204,6 +204,9 @@ class Settings(ReportSettings):
     denied_regions: Annotated[list[str], NoDecode] = []
     denied_number_prefixes: Annotated[list[str], NoDecode] = []
 
+    # How long the audit trail keeps its events.
+    audit_retention_days: int = Field(default=400, ge=1, le=36500)
+
     webhook_url: str | None = None
     webhook_listen: str = "127.0.0.1"
     webhook_port: int = Field(default=8443, ge=1, le=65535)

@@ -242,7 +242,7 @@ PRIVACY = N_(
     "\u2022 Once you are logged in: your chat and user id, your Telegram name and username, "
     "your verified number and when it was verified, until you /logout or /forget.\n"
     "\u2022 For the admins' audit trail: what happened when (code sent, wrong code, logged in, "
-    "...), with the number masked (+44******123) and as a keyed hash.\n"
+    "...), with the number masked (+44******123) and as a keyed hash, for {audit_days} days.\n"
     "\u2022 To stop abuse of paid SMS: when this chat asked for codes, with the number only "
     "as a keyed hash, for two days (also after /forget, or it would lift the limits).\n"
     "\u2022 When you log in to a website through me: which website, and the number and name "

@@ -5,6 +5,7 @@ what tests import (`Chat`, `login`, the test identities) lives in tests/helpers.
 from __future__ import annotations
 
 import os
+import subprocess
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -53,7 +54,8 @@ async def database_url(tmp_path: Path) -> AsyncIterator[str]:
         yield url
         return
     name = f"t_{uuid.uuid4().hex[:16]}"
-    admin = create_async_engine(server_url, isolation_level="AUTOCOMMIT")
+    # pool_pre_ping: a test may restart the server (`database_server`) before the drop.
+    admin = create_async_engine(server_url, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
     async with admin.connect() as conn:
         await conn.execute(text(f'CREATE DATABASE "{name}"'))
     base, _, _ = server_url.rpartition("/")
@@ -65,6 +67,23 @@ async def database_url(tmp_path: Path) -> AsyncIterator[str]:
         async with admin.connect() as conn:
             await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         await admin.dispose()
+
+
+@pytest.fixture
+def database_server(database_url: str) -> Callable[[str], None]:
+    """Stop (`"stop"`) and start again (`"start"`) the PostgreSQL server of the test database
+    (scripts/with-postgres provides the control); the test is skipped without one."""
+    control = os.environ.get("TEST_DATABASE_SERVER")
+    if not control or database_url.startswith("sqlite"):
+        pytest.skip("needs a PostgreSQL server the test may stop (scripts/with-postgres)")
+    assert control is not None
+
+    def command(action: str) -> None:
+        subprocess.run(  # noqa: S603 - the control script with-postgres wrote
+            [control, action], check=True, capture_output=True, timeout=60
+        )
+
+    return command
 
 
 @pytest.fixture

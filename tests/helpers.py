@@ -27,7 +27,8 @@ from bot.db.models import LoginFlow
 from bot.demo.sandbox import FakeTelegram, FakeVerify, SentMessage
 from bot.login.oidc_clients import Clients, NewClient
 from bot.telegram.handlers.base import BotApp
-from bot.telegram.lifecycle import polling, running
+from bot.telegram.lifecycle import running
+from bot.telegram.polling import polling
 
 TOKEN = "123456:TEST-token-abcdefghijklmnop"
 BOT_USERNAME = "LoginTestBot"
@@ -64,7 +65,7 @@ async def start_polling_bot(settings: Settings, clock: Clock) -> BotApp:
         application = await stack.enter_async_context(
             running(settings, clock=clock, sweep_seconds=0)
         )
-        await stack.enter_async_context(polling(application, poll_timeout=1))
+        await stack.enter_async_context(polling(application, settings, poll_timeout=1))
         _RUNNING[application] = stack.pop_all()
     return application
 

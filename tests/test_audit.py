@@ -104,6 +104,33 @@ async def test_cancelled_and_limited_logins_are_recorded(
     assert events[2].request_id == verify.deliveries[0].request_id
 
 
+async def test_a_flood_of_refused_numbers_is_recorded_once_per_chat_rule_and_hour(
+    tg: FakeTelegram,
+    verify: FakeVerify,
+    start_bot: Callable[..., Any],
+    db: async_sessionmaker[AsyncSession],
+    clock: Clock,
+) -> None:
+    await start_bot(limit_cooldown_seconds=60, denied_number_prefixes="+4470")
+    chat, other = Chat(tg, 1001), Chat(tg, 1002, "Bob", "bob")
+    await chat.send("/login")
+    await chat.number(NUMBER)
+    await chat.send("/login", replies=2)
+    await other.send("/login")
+    for n in range(10):
+        assert (await chat.say(f"+44 7400 {n:06d}")).startswith("Too many codes")
+        assert (await chat.say(f"+44 70 1234 {n:04d}")).startswith("Sorry, I cannot send")
+    assert (await other.say("+44 70 1234 0000")).startswith("Sorry, I cannot send")
+
+    def limited(events: list[AuthEvent]) -> list[tuple[int, str | None]]:
+        return sorted((e.chat_id, e.detail) for e in events if e.event == "limited")
+
+    assert limited(await _events(db)) == [(1001, "cooldown"), (1001, "prefix"), (1002, "prefix")]
+    clock.advance(3600)
+    assert (await chat.say("+44 70 1234 0000")).startswith("Sorry, I cannot send")
+    assert limited(await _events(db, chat.id)).count((1001, "prefix")) == 2
+
+
 async def test_a_number_verified_in_a_second_chat_ends_the_first_login(
     tg: FakeTelegram, verify: FakeVerify, bot: object, db: async_sessionmaker[AsyncSession]
 ) -> None:

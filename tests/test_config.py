@@ -111,6 +111,7 @@ def test_lists_are_comma_separated() -> None:
         ({"metrics_port": "9100x"}, "METRICS_PORT is invalid"),
         ({"metrics_port": 65536}, "METRICS_PORT is invalid"),
         ({"database_pool_size": 0}, "DATABASE_POOL_SIZE is invalid"),
+        ({"audit_retention_days": 0}, "AUDIT_RETENTION_DAYS is invalid"),
         ({"webhook_url": "https://b.example/h", "webhook_secret": "short"}, "WEBHOOK_SECRET is"),
         ({"vonage_api_host": "https://api.nexmo.com"}, "VONAGE_API_HOST is invalid"),
         (

@@ -1,4 +1,5 @@
-"""The flow's state lives in the database: a restarted bot continues every login."""
+"""The flow's state lives in the database: a restarted bot continues every login, and memory
+keeps nothing of the chats that walked away."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db.models import LoginFlow, VerifiedUser
 from bot.demo.sandbox import FakeTelegram, FakeVerify
+from bot.telegram.handlers.base import BotApp
+from bot.telegram.handlers.login import FlowConversationHandler
 from tests.helpers import Chat, Clock, stop_bot
 
 
@@ -85,3 +88,22 @@ async def test_a_flow_removed_while_vonage_sends_the_code_is_recorded_again(
         login = await session.get(VerifiedUser, chat.id)
     assert login is not None
     assert login.phone_number == "+447400123123"
+
+
+async def test_abandoned_logins_leave_nothing_in_memory_and_still_continue(
+    tg: FakeTelegram, verify: FakeVerify, bot: BotApp
+) -> None:
+    at_number = [Chat(tg, 2000 + index) for index in range(20)]
+    at_code = [Chat(tg, 3000 + index) for index in range(20)]
+    for chat in [*at_number, *at_code]:
+        await chat.send("/login")
+    for index, chat in enumerate(at_code):
+        await chat.number(f"+44 7400 {index:06d}")
+    await tg.wait_idle()
+    (conversation,) = [h for h in bot.handlers[0] if isinstance(h, FlowConversationHandler)]
+    assert conversation.chats_in_memory == 0
+    # The steps were kept where they belong: each chat continues where it left.
+    assert "code is on its way" in await at_number[0].number("+44 7400 999999")
+    code = verify.last_code(to="+447400000000")
+    assert await at_code[0].say(code) == "You are logged in as +44 7400 000000."
+    assert conversation.chats_in_memory == 0

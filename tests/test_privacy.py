@@ -1,26 +1,73 @@
-"""What the bot keeps and where it talks: /privacy says what is stored, /forget erases it after
-confirmation, and in groups it only points to the private chat."""
+"""What the bot keeps and where it talks: /privacy says what is stored and for how long, the
+audit trail and the record of handled updates are deleted as they age out, /forget erases the
+rest after confirmation, and in groups the bot only points to the private chat."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.db.models import VerificationStart, VerifiedUser
+from bot.db.models import AuthEvent, ProcessedUpdate, VerificationStart, VerifiedUser
 from bot.demo.sandbox import FakeTelegram, FakeVerify
 from bot.telegram.handlers.base import BotApp
+from bot.telegram.lifecycle import sweeping
 from tests.helpers import (
     NUMBER,
     Chat,
+    Clock,
     login,
     saved_flow,
 )
+
+DAY = 24 * 3600
 
 
 async def test_privacy_says_what_is_stored(chat: Chat) -> None:
     answer = await chat.say("/privacy")
     assert "never store or log the codes" in answer
+    assert "as a keyed hash, for 400 days." in answer
     assert "/forget" in answer
+
+
+async def test_the_sweeper_deletes_audit_events_and_handled_updates_as_they_age_out(
+    tg: FakeTelegram,
+    verify: FakeVerify,
+    start_bot: Callable[..., Any],
+    clock: Clock,
+    db: async_sessionmaker[AsyncSession],
+) -> None:
+    bot: BotApp = await start_bot(audit_retention_days=30)
+    chat = Chat(tg, 1001)
+    assert "as a keyed hash, for 30 days." in await chat.say("/privacy")
+    await login(chat, verify)
+    async with db.begin() as session:
+        session.add(ProcessedUpdate(update_id=1, at=clock.now))
+    clock.advance(29 * DAY)
+    await chat.say("/logout")
+
+    async def kept() -> tuple[list[str], int]:
+        async with db() as session:
+            events = await session.execute(select(AuthEvent.event).order_by(AuthEvent.id))
+            updates = await session.scalar(select(func.count()).select_from(ProcessedUpdate))
+        return list(events.scalars()), int(updates or 0)
+
+    async def sweep_until(expected: tuple[list[str], int]) -> None:
+        async with sweeping(bot, 0.01, None):
+            for _ in range(200):
+                if await kept() == expected:
+                    return
+                await asyncio.sleep(0.02)
+        assert await kept() == expected
+
+    # 29 days on: the audit trail is whole; the handled update is long past redelivery.
+    await sweep_until((["login_started", "code_sent", "verified", "logged_out"], 0))
+    clock.advance(2 * DAY)
+    # 31 days on: the login's events are gone, the logout (2 days old) stays.
+    await sweep_until((["logged_out"], 0))
 
 
 async def test_forget_erases_the_chat_after_confirmation(

@@ -1,7 +1,8 @@
 """The real `python -m bot` process: killed with SIGKILL in every state of the flow it
-continues after a restart, SIGTERM lets it finish what it is doing, and on PostgreSQL two
-processes behind a load balancer share the work without ever acting twice, within a stock
-server's connections, and without ever admitting more starts than a limit allows."""
+continues after a restart, SIGTERM lets it finish what it is doing and exits within 10 s
+whatever Telegram does, and on PostgreSQL two processes behind a load balancer share the work
+without ever acting twice, within a stock server's connections, and without ever admitting
+more starts than a limit allows."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -146,22 +148,39 @@ async def test_sigkill_in_every_state_of_the_flow_loses_nothing(
     assert len(verify.calls("start")) == 1
 
 
-async def test_sigterm_finishes_the_update_in_flight_then_exits_0(
-    tg: FakeTelegram, verify: FakeVerify, processes: Callable[..., BotProcess]
+@pytest.mark.parametrize("outage", [None, "429", "dropped", "hanging", "down"])
+async def test_sigterm_finishes_the_update_in_flight_and_exits_0_within_10_s_whatever_telegram_does(
+    tg: FakeTelegram, verify: FakeVerify, processes: Callable[..., BotProcess], outage: str | None
 ) -> None:
     bot = processes()
     chat = Chat(tg, 1001)
     bot.start()
     await _polling(tg, bot)
     await chat.send("/login")
-    verify.latency = 1.5
+    await tg.wait_for(lambda: tg.pending_updates == 0, 10)  # the next long poll is waiting
+    polls = len(tg.calls_to("getUpdates"))
+    # From the next poll on, Telegram cannot be reached for updates (the waiting poll still
+    # brings the number, which is then in flight at Verify).
+    if outage == "429":
+        tg.fail_next("getUpdates", 429, retry_after=60, times=None)
+    elif outage == "dropped":
+        tg.drop_next("getUpdates", times=None)
+    elif outage == "hanging":
+        tg.hang_next("getUpdates", times=None)
+    verify.latency = 2.0
     tg.send_text(chat.id, NUMBER)
-    await tg.wait_for(lambda: len(verify.requests) == 1, 10)  # the Verify call is running
+    await tg.wait_for(lambda: len(verify.requests) == 1, 10)
+    await tg.wait_for(lambda: len(tg.calls_to("getUpdates")) > polls, 10, bot.output)
+    if outage == "down":
+        await tg.stop()  # nothing of Telegram answers, not even the bot's replies
+    started = time.monotonic()
     status = await bot.terminate()
+    assert time.monotonic() - started < 10, bot.output()
     assert status == 0, bot.output()
-    sent = tg.drain(chat.id)
-    assert any("code is on its way" in m.text for m in sent), bot.output()
-    assert "Traceback" not in bot.output()
+    if outage != "down":
+        assert any("code is on its way" in m.text for m in tg.messages(chat.id)), bot.output()
+        assert "Traceback" not in bot.output()
+    assert len(verify.calls("start")) == 1
 
 
 async def test_log_format_json_and_metrics_port_shape_the_process_log_and_its_metrics(

@@ -167,12 +167,10 @@ class ChatLocks:
                 logger.warning("Could not renew the chat claims (%s)", type(error).__name__)
 
     async def purge(self, *, older_than: timedelta = timedelta(days=2)) -> None:
-        """Forget handled updates too old to be delivered again, and claims that lapsed then."""
+        """Forget claims that lapsed long ago (the records of handled updates age out with
+        the sweeper's purge, `LoginStore.purge`)."""
         before = datetime.now(UTC) - older_than
         async with self._engine.connect() as connection:
-            await connection.execute(
-                text("DELETE FROM processed_updates WHERE at < :before"), {"before": before}
-            )
             await connection.execute(
                 text("DELETE FROM chat_claims WHERE until < :before"), {"before": before}
             )

@@ -33,6 +33,7 @@ from bot.db.models import (
     ChatLanguage,
     ChatNotice,
     LoginFlow,
+    ProcessedUpdate,
     VerificationStart,
     VerifiedUser,
 )
@@ -434,6 +435,18 @@ async def add_events(session: AsyncSession, *, rows: Sequence[dict[str, object]]
     await session.execute(insert(AuthEvent), rows)
 
 
+async def chats_with_event(
+    session: AsyncSession, *, event: str, chat_ids: Sequence[int], since: datetime
+) -> set[tuple[int, str | None]]:
+    """(chat, detail) of the events of a kind these chats have had after a time."""
+    result = await session.execute(
+        select(AuthEvent.chat_id, AuthEvent.detail)
+        .distinct()
+        .where(AuthEvent.chat_id.in_(chat_ids), AuthEvent.at > since, AuthEvent.event == event)
+    )
+    return {(chat_id, detail) for chat_id, detail in result}
+
+
 async def recent_events(
     session: AsyncSession,
     *,
@@ -494,6 +507,23 @@ async def event_counts(
     query = select(*grouped, func.count()).where(AuthEvent.at >= since).group_by(*grouped)
     rows = (await session.execute(query)).all()
     return [(str(d), str(e), c, r, t, int(n)) for d, e, c, r, t, n in rows]
+
+
+async def purge_events(session: AsyncSession, *, before: datetime, limit: int) -> int:
+    """Delete up to `limit` audit events older than a time (the oldest first are not
+    guaranteed); returns how many."""
+    oldest = select(AuthEvent.id).where(AuthEvent.at < before).limit(limit)
+    result = await session.execute(delete(AuthEvent).where(AuthEvent.id.in_(oldest)))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def purge_processed_updates(session: AsyncSession, *, before: datetime, limit: int) -> int:
+    """Delete up to `limit` records of handled updates older than a time; returns how many."""
+    oldest = select(ProcessedUpdate.update_id).where(ProcessedUpdate.at < before).limit(limit)
+    result = await session.execute(
+        delete(ProcessedUpdate).where(ProcessedUpdate.update_id.in_(oldest))
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 async def anonymise_chat_events(session: AsyncSession, *, chat_id: int) -> None:

@@ -21,10 +21,13 @@ from bot.db import repo
 from bot.db.batching import Coalescer
 from bot.db.models import LoginFlow, VerifiedUser
 from bot.login import limits
-from bot.login.audit import Audit, Event
+from bot.login.audit import LIMITED_ONCE_PER, Audit, Event
 from bot.login.limits import Limits, Refusal, Rule, StartLedger
 from bot.login.phone import PhoneNumber
 from bot.login.steps import Notice, NoticeKind, NumberResult, Person, Step
+
+# The most old audit events (and, apart, records of handled updates) one purge deletes.
+PURGE_BATCH = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,8 +209,11 @@ class LoginStore:
         return Restarted(login, in_progress, running, running_channel)
 
     async def record_limited(self, person: Person, number: PhoneNumber, rule: Rule) -> None:
-        """A start refused by a rule that is checked before anything is counted."""
+        """A start refused by a rule that is checked before anything is counted (recorded
+        once per chat, rule and `LIMITED_ONCE_PER`)."""
         async with self._sessions.begin() as session:
+            if (person.chat_id, rule) in await self._limited_recently(session, [person.chat_id]):
+                return
             await self._person_event(session, person, Event.LIMITED, e164=number.e164, detail=rule)
 
     async def reserve_start(
@@ -240,7 +246,7 @@ class LoginStore:
             # Each result: the position of the start among those to insert, or the answer.
             results: list[int | Refusal | NumberResult] = []
             admitted: list[tuple[repo.StartRow, int]] = []
-            refused: list[dict[str, object]] = []
+            refused: dict[tuple[int, str], dict[str, object]] = {}
             for item in batch:
                 chat_id, number_hash = item.person.chat_id, item.number_hash
                 state = states.get(chat_id)
@@ -255,14 +261,15 @@ class LoginStore:
                     self._limits, chat_id=chat_id, number_hash=number_hash, now=now
                 )
                 if refusal is not None:
-                    refused.append(
+                    refused.setdefault(
+                        (chat_id, refusal.rule),
                         self._audit.row(
                             Event.LIMITED,
                             chat_id=chat_id,
                             user_id=item.person.user_id,
                             number=item.number,
                             detail=refusal.rule,
-                        )
+                        ),
                     )
                     results.append(refusal)
                     continue
@@ -273,7 +280,10 @@ class LoginStore:
                 )
             ids = await repo.add_starts(session, rows=admitted) if admitted else []
             if refused:
-                await repo.add_events(session, rows=refused)
+                recorded = await self._limited_recently(session, [chat for chat, _ in refused])
+                rows = [row for key, row in refused.items() if key not in recorded]
+                if rows:
+                    await repo.add_events(session, rows=rows)
         return [ids[result] if isinstance(result, int) else result for result in results]
 
     async def _ledger(
@@ -630,12 +640,17 @@ class LoginStore:
             await repo.anonymise_chat_events(session, chat_id=chat_id)
             await self._audit.record(session, Event.FORGOTTEN, chat_id=0)
 
-    async def purge(self, *, before: datetime) -> None:
-        """Drop flows, counted starts and notices older than `before`."""
+    async def purge(self, *, before: datetime, events_before: datetime) -> None:
+        """Drop flows, counted starts, notices and records of handled updates older than
+        `before`, and audit events older than `events_before` (at most `PURGE_BATCH` rows of
+        each of the last two at a time, so a first purge of a large table is many short
+        transactions, one per sweep)."""
         async with self._sessions.begin() as session:
             await repo.purge_stale_flows(session, before=before)
             await repo.purge_starts(session, before=before)
             await repo.purge_notices(session, before=before)
+            await repo.purge_processed_updates(session, before=before, limit=PURGE_BATCH)
+            await repo.purge_events(session, before=events_before, limit=PURGE_BATCH)
 
     async def claim_alert(self, kind: str, *, quiet: timedelta) -> bool:
         """True if admins have not been told about this kind of trouble for `quiet` (and
@@ -643,6 +658,18 @@ class LoginStore:
         now = self._now()
         async with self._sessions.begin() as session:
             return await repo.claim_alert(session, kind=kind, now=now, quiet_since=now - quiet)
+
+    async def _limited_recently(
+        self, session: AsyncSession, chat_ids: Sequence[int]
+    ) -> set[tuple[int, str | None]]:
+        """(chat, rule) of the refusals these chats have had recorded within
+        `LIMITED_ONCE_PER`."""
+        return await repo.chats_with_event(
+            session,
+            event=Event.LIMITED,
+            chat_ids=chat_ids,
+            since=self._now() - LIMITED_ONCE_PER,
+        )
 
     async def _person_event(
         self,

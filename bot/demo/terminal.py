@@ -66,7 +66,8 @@ from bot.demo.sandbox import (
 from bot.demo.sandbox._server import LOCALHOST
 from bot.demo.web import WebDemo, prepared
 from bot.login import phone
-from bot.telegram.lifecycle import polling, running
+from bot.telegram.lifecycle import running
+from bot.telegram.polling import polling
 
 # Fake credentials: only the stand-ins know them.
 DEMO_TOKEN = "700000:DEMO-not-a-real-telegram-token"  # noqa: S105
@@ -536,7 +537,7 @@ async def run_demo(
             site_url = await stack.enter_async_context(
                 web_demo.serving(application, settings, chat.open_link)
             )
-        await stack.enter_async_context(polling(application, poll_timeout=1))
+        await stack.enter_async_context(polling(application, settings, poll_timeout=1))
         lines = _Lines(sys.stdin if script is None else script)
         stack.callback(lines.close)
         if interactive:

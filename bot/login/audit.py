@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -42,6 +42,10 @@ class Event(enum.StrEnum):
 # than its first (the Gateway could not deliver): "start sms". A start by the first channel
 # has no detail; a later send in the same login has the channel's name ("sms", "voice").
 START_BY = "start "
+
+# A refused start is recorded once per chat, rule and this window: a flood of refused numbers
+# (each costs nothing but the row) must not grow the audit trail without limit.
+LIMITED_ONCE_PER = timedelta(hours=1)
 
 
 class Audit:

@@ -41,10 +41,12 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class FlowPolicy:
-    """How long codes live and how many tries they get, and the channels they go by."""
+    """How long codes live and how many tries they get, the channels they go by, and how long
+    the audit trail keeps its events."""
 
     code_ttl_seconds: int
     max_attempts: int
+    audit_retention_days: int
     workflow: tuple[str, ...] = ("sms", "voice")  # VERIFY_WORKFLOW
     channel_timeout: int = 300  # VERIFY_CHANNEL_TIMEOUT
 
@@ -69,7 +71,8 @@ def proving_channel(flow: LoginFlow, policy: FlowPolicy, now: datetime) -> str:
 # Admins hear about one kind of trouble at most once an hour.
 ALERT_QUIET = timedelta(hours=1)
 
-# Flows, counted starts and notices older than this matter to no rule.
+# Flows, counted starts, notices and handled updates older than this matter to no rule
+# (Telegram gives up redelivering an update within a day).
 STALE = timedelta(days=2)
 
 
@@ -471,12 +474,16 @@ class LoginService:
 
     async def expire_due(self, *, batch: int = 100) -> int:
         """Expire flows whose code has timed out (cancelling their requests); returns how many.
-        Also drops flows and counted starts too old to matter."""
+        Also drops what is too old to matter (flows, counted starts, handled updates) and the
+        audit events older than the retention."""
         now = self._now()
         due = await self._store.due_flows(now=now, limit=batch)
         for flow in due:
             await self._expire(flow)
-        await self._store.purge(before=now - STALE)
+        await self._store.purge(
+            before=now - STALE,
+            events_before=now - timedelta(days=self._policy.audit_retention_days),
+        )
         return len(due)
 
     # ---- helpers ------------------------------------------------------------------------

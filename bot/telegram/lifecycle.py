@@ -1,10 +1,11 @@
 """Starting and stopping the bot: the one place its services are opened and closed.
 
 `running(settings)` is the bot started, with its services open, for as long as the `async with`
-lasts; on the way out it finishes the updates in flight and closes whatever it opened (also
-after a failed start). Updates reach it by `polling` or by the webhook server
-(`bot.telegram.webhook.receiving`); `serve` is the production process, the demo and the tests
-use `running` and `polling` directly.
+lasts; on the way out it closes whatever it opened (also after a failed start). Updates reach
+it by polling (`bot.telegram.polling.polling`) or by the webhook server
+(`bot.telegram.webhook.receiving`), each of which finishes the updates in hand when it stops;
+`serve` is the production process, the demo and the tests use `running` and `polling`
+directly.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot import i18n
 from bot.admin.service import AdminService, prices_of
-from bot.app import ALLOWED_UPDATES, build_application, shares_chats
+from bot.app import build_application, shares_chats
 from bot.clock import utcnow
 from bot.config import SettingError, Settings, hash_key
 from bot.db.engine import is_sqlite, make_engine, make_sessionmaker, server_connections
@@ -39,6 +40,7 @@ from bot.telegram import commands, metrics_http, webhook
 from bot.telegram.handlers.base import BotApp
 from bot.telegram.handlers.login import announce_fallbacks
 from bot.telegram.ordering import ChatOrderedUpdateProcessor
+from bot.telegram.polling import polling
 from bot.telegram.services import Services
 
 logger = logging.getLogger(__name__)
@@ -64,7 +66,7 @@ async def serve(settings: Settings) -> None:
                 # the metrics and the OIDC endpoints, no webhook path).
                 await receiving.enter_async_context(webhook.web_serving(application, settings))
             logger.info("Starting to poll for updates")
-            await receiving.enter_async_context(polling(application))
+            await receiving.enter_async_context(polling(application, settings))
         await stop.wait()
         logger.info("Stopping: finishing the updates in flight")
 
@@ -101,29 +103,10 @@ async def running(
         if locks is not None:
             stack.push_async_callback(locks.close)
         if sweep_seconds > 0:
-            await stack.enter_async_context(
-                sweeping(application, services.web, sweep_seconds, locks)
-            )
+            await stack.enter_async_context(sweeping(application, sweep_seconds, locks))
         await application.start()
         stack.push_async_callback(application.stop)
         yield application
-
-
-@contextlib.asynccontextmanager
-async def polling(application: BotApp, *, poll_timeout: int = 10) -> AsyncIterator[None]:
-    """Fetch updates from Telegram (getUpdates) while inside; the fetched ones are still
-    handled after the exit (`running` waits for them)."""
-    updater = application.updater
-    if updater is None:
-        raise RuntimeError("the application was built without an updater")
-    await updater.start_polling(
-        poll_interval=0.0, timeout=poll_timeout, allowed_updates=ALLOWED_UPDATES
-    )
-    try:
-        yield
-    finally:
-        if updater.running:
-            await updater.stop()
 
 
 @contextlib.asynccontextmanager
@@ -190,6 +173,7 @@ def make_services(
         policy=FlowPolicy(
             code_ttl_seconds=settings.verify_code_ttl_seconds,
             max_attempts=settings.verify_max_attempts,
+            audit_retention_days=settings.audit_retention_days,
             workflow=tuple(settings.verify_workflow),
             channel_timeout=settings.verify_channel_timeout,
         ),
@@ -212,6 +196,7 @@ def make_services(
         workflow=tuple(settings.verify_workflow),
         can_call="voice" in vonage_channels(settings)[1:],
         resend_after=settings.limit_cooldown_seconds,
+        audit_retention_days=settings.audit_retention_days,
         trust_contact=settings.trust_telegram_contact,
         web=web_login(
             settings, sessions=sessions, readers=readers, audit=audit, clock=clock, metrics=metrics
@@ -349,12 +334,13 @@ def _chat_locks(settings: Settings, application: BotApp, engine: AsyncEngine) ->
 
 @contextlib.asynccontextmanager
 async def sweeping(
-    application: BotApp, web: WebLogin | None, every: float, locks: ChatLocks | None
+    application: BotApp, every: float, locks: ChatLocks | None
 ) -> AsyncIterator[None]:
     """While inside: every few seconds, expire the codes nobody used (cancelling their Verify
-    requests), send by SMS the Telegram codes not used in time, drop web login requests older
-    than a day, and forget the handled updates too old to be delivered again."""
-    task = asyncio.create_task(_sweep(application, web, every, locks), name="sweeper")
+    requests), send by SMS the Telegram codes not used in time, delete what has aged out
+    (`LoginService.expire_due`), drop web login requests older than a day and chat claims
+    that lapsed long ago."""
+    task = asyncio.create_task(_sweep(application, every, locks), name="sweeper")
     try:
         yield
     finally:
@@ -363,22 +349,22 @@ async def sweeping(
             await task
 
 
-async def _sweep(
-    application: BotApp, web: WebLogin | None, every: float, locks: ChatLocks | None
-) -> None:
+async def _sweep(application: BotApp, every: float, locks: ChatLocks | None) -> None:
     while True:
         await asyncio.sleep(every)
+        services = application.bot_data.services
+        if services is None:
+            continue
         try:
-            services = application.bot_data.services
-            if services is None:
-                continue
             await services.login.expire_due()
             await announce_fallbacks(application)
-            if web is not None:
-                await web.purge()
+            if services.web is not None:
+                await services.web.purge()
             if locks is not None:
                 await locks.purge()
         except Exception as error:
-            logger.exception("Sweeping expired logins failed; trying again later")
-            if application.bot_data.services is not None:
-                application.bot_data.services.metrics.failed(error)
+            services.metrics.failed(error)
+            if not services.database.failed(error):  # an outage is logged once
+                logger.exception("Sweeping expired logins failed; trying again later")
+        else:
+            services.database.answered()

@@ -46,7 +46,7 @@ class ChatOrderedUpdateProcessor(BaseUpdateProcessor):
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
         """Run the update once every earlier update of its chat has finished."""
-        key = _chat_key(update)
+        key = chat_key(update)
         if key is None:
             async with self._running:
                 await coroutine
@@ -93,7 +93,8 @@ class ChatOrderedUpdateProcessor(BaseUpdateProcessor):
         """Nothing to free: locks go when their last update finishes."""
 
 
-def _chat_key(update: object) -> int | None:
+def chat_key(update: object) -> int | None:
+    """The chat whose updates run in order with this one (None: it runs on its own)."""
     if isinstance(update, Update):
         if update.effective_chat is not None:
             return update.effective_chat.id

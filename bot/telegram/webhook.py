@@ -124,8 +124,12 @@ def health_routes(application: BotApp) -> list[web.RouteDef]:
                 async with services.engine.connect() as connection:
                     await connection.execute(text("SELECT 1"))
         except Exception as error:
-            logger.warning("Health check: the database does not answer (%s)", type(error).__name__)
+            if not services.database.failed(error):  # an outage is logged once
+                logger.warning(
+                    "Health check: the database does not answer (%s)", type(error).__name__
+                )
             return web.Response(status=503, text="database unavailable")
+        services.database.answered()
         return web.Response(text="ok")
 
     return [web.get("/healthz", healthz)]

@@ -82,7 +82,7 @@ LANGUAGE_CALLBACK = "language:"
 
 async def privacy(update: Update, context: BotContext) -> None:
     """/privacy: what is stored and why."""
-    await reply(update, context.t(texts.PRIVACY))
+    await reply(update, context.t(texts.PRIVACY, audit_days=context.services.audit_retention_days))
 
 
 async def forget(update: Update, context: BotContext) -> None:

@@ -33,6 +33,7 @@ async def on_error(update: object, context: BotContext) -> None:
     if isinstance(error, (RetryAfter, TimedOut, NetworkError)) and update is None:
         logger.warning("Telegram network trouble: %s", type(error).__name__)
         return
+    services = context.bot_data.services
     if isinstance(error, ChatBusy):
         # Not a bug here: another process is slow or stuck with this chat.
         logger.warning(
@@ -40,7 +41,8 @@ async def on_error(update: object, context: BotContext) -> None:
             chat_id,
             error.waited,
         )
-    else:
+    elif error is None or services is None or not services.database.failed(error):
+        # (A database outage is logged once, by `failed`, not for every update.)
         logger.error(
             "Unhandled %s while handling an update from chat %s",
             type(error).__name__,

@@ -418,10 +418,17 @@ class FlowConversationHandler(ConversationHandler[BotContext]):
     """A ConversationHandler whose state comes from the database, not from memory.
 
     `sync_from_database` runs before the conversation sees an update (handler group -1) and
-    puts the chat's stored step into the handler. Updates of one chat are processed one after
-    another (see `bot.telegram.ordering`), so the step cannot change between the load and the
-    callback.
+    puts the chat's stored step into the handler; `forget_chat` takes it out again once every
+    other handler is done with the update (the last group), so memory holds the steps of the
+    updates being handled, never one per chat ever seen. Updates of one chat are processed
+    one after another (see `bot.telegram.ordering`), so the step cannot change between the
+    load and the callback.
     """
+
+    @property
+    def chats_in_memory(self) -> int:
+        """How many chats' steps the handler holds now."""
+        return len(self._conversations)
 
     async def sync_from_database(self, update: Update, context: BotContext) -> None:
         """Load the chat's step into the conversation, and the language it chose into the
@@ -429,18 +436,21 @@ class FlowConversationHandler(ConversationHandler[BotContext]):
         if not is_private(update) or update.effective_chat is None:
             return
         chat_id = update.effective_chat.id
+        database = context.services.database
         try:
             state = await context.services.login.chat_state(chat_id)
         except Exception as error:
             # Without the stored step no handler can act correctly: apologise once, stop here.
-            logger.error(
-                "Could not load the login step of chat %s: %s",
-                chat_id,
-                type(error).__name__,
-                exc_info=error,
-            )
+            if not database.failed(error):  # an outage is logged once, not per update
+                logger.error(
+                    "Could not load the login step of chat %s: %s",
+                    chat_id,
+                    type(error).__name__,
+                    exc_info=error,
+                )
             await reply(update, context.t(texts.APOLOGY))
             raise ApplicationHandlerStop from None
+        database.answered()
         chosen = i18n.supported(state.language)
         if chosen is not None:
             context.language = chosen
@@ -458,6 +468,11 @@ class FlowConversationHandler(ConversationHandler[BotContext]):
         else:
             self._conversations.pop(key, None)
 
+    async def forget_chat(self, update: Update, context: BotContext) -> None:
+        """Drop the chat's step once the update is handled (the database keeps it)."""
+        if update.effective_chat is not None:
+            self._conversations.pop((update.effective_chat.id,), None)
+
 
 def login_conversation(
     *,
@@ -467,7 +482,8 @@ def login_conversation(
     """The login machine. `entry_points` open it (/login); `fallbacks` are the commands that
     only mean something during a flow (/cancel); anything else during a flow gets a reminder.
 
-    Its `sync_from_database` must run before it, in an earlier handler group."""
+    Its `sync_from_database` must run before it, in an earlier handler group, and its
+    `forget_chat` after every handler, in a later one."""
     return FlowConversationHandler(
         entry_points=entry_points,
         states={
