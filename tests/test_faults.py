@@ -137,6 +137,17 @@ async def test_while_the_database_is_down_users_get_the_apology_and_one_line_is_
     assert verify.calls("check")[-1:] == verify.calls("check")  # checked once, after the outage
 
 
+async def test_telegram_timing_out_is_not_taken_for_a_database_outage(
+    tg: FakeTelegram, chat: Chat, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    tg.hang_next("sendMessage")  # the answer to "hello" times out (5 s), the apology gets out
+    assert await chat.say("hello") == texts.APOLOGY
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == [f"Unhandled TimedOut while handling an update from chat {chat.id}"]
+    assert "database" not in caplog.text
+
+
 async def test_stranded_verification_for_the_number_is_cancelled_and_a_new_one_starts(
     chat: Chat, verify: FakeVerify, db: async_sessionmaker[AsyncSession]
 ) -> None:

@@ -19,6 +19,8 @@ logger = logging.getLogger(__name__)
 # SQLSTATE classes of a lost or refused connection: 08 (connection exception) and 57
 # (operator intervention: the server shutting down, restarting, or not accepting yet).
 _UNREACHABLE_SQLSTATE_CLASSES = ("08", "57")
+# The packages between the bot and the database (SQLAlchemy and the drivers under it).
+_DATABASE_PACKAGES = frozenset({"sqlalchemy", "asyncpg", "aiosqlite", "sqlite3"})
 
 
 def unreachable(error: BaseException) -> bool:
@@ -36,14 +38,27 @@ def _unreachable_cause(error: BaseException) -> BaseException | None:
         if isinstance(current, DBAPIError) and current.connection_invalidated:
             return current.orig or current
         # Refused, reset or timed-out connections, unknown hosts (the drivers raise these
-        # themselves, unwrapped, when connecting).
-        if isinstance(current, (OSError, TimeoutError)):
+        # themselves, unwrapped, when connecting); the same errors from Telegram's or
+        # Vonage's HTTP clients are not the database's.
+        if isinstance(current, (OSError, TimeoutError)) and _raised_by_database(current):
             return current
         sqlstate = getattr(current, "sqlstate", None)
         if isinstance(sqlstate, str) and sqlstate[:2] in _UNREACHABLE_SQLSTATE_CLASSES:
             return current
         current = current.__cause__ or current.__context__
     return None
+
+
+def _raised_by_database(error: BaseException) -> bool:
+    """Whether the error was raised in the database's drivers (its traceback passes through
+    them)."""
+    trace = error.__traceback__
+    while trace is not None:
+        module = trace.tb_frame.f_globals.get("__name__")
+        if isinstance(module, str) and module.partition(".")[0] in _DATABASE_PACKAGES:
+            return True
+        trace = trace.tb_next
+    return False
 
 
 class DatabaseHealth:
