@@ -47,6 +47,24 @@ async def test_telegram_429_is_waited_out_and_the_answer_still_arrives(
     assert "/login" in await chat.say("hello")
 
 
+async def test_a_failing_getupdates_is_retried_logged_once_and_the_updates_still_arrive(
+    tg: FakeTelegram, chat: Chat, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    polls = len(tg.calls_to("getUpdates"))
+    tg.fail_next("getUpdates", 502, "Bad Gateway")
+    tg.drop_next("getUpdates")
+    # The poll waiting now ends (1 s), then one answers 502 and one is dropped.
+    await tg.wait_for(lambda: len(tg.calls_to("getUpdates")) >= polls + 3, 10)
+    assert "/login" in await chat.say("hello")
+    assert all(r.exc_info is None for r in caplog.records), "no traceback per failed poll"
+    lines = [r.getMessage() for r in caplog.records if "etch" in r.getMessage()]
+    assert lines == [
+        "Cannot fetch updates from Telegram (NetworkError: Bad Gateway); retrying",
+        "Fetching updates from Telegram again after 2 failures",
+    ]
+
+
 async def test_a_flood_is_fetched_only_as_fast_as_it_is_handled(
     tg: FakeTelegram, start_bot: Callable[..., Any], make_settings: Callable[..., Settings]
 ) -> None:
