@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.db import repo
 from bot.db.engine import make_engine
 from bot.db.models import AuthEvent, VerifiedUser
 from bot.demo.sandbox import FakeTelegram, FakeVerify
@@ -302,5 +304,31 @@ async def test_lookups_by_number_and_chat_id_use_an_index(database_url: str) -> 
                 else:
                     assert "USING" in plan, (name, plan)
                     assert "INDEX" in plan, (name, plan)
+    finally:
+        await engine.dispose()
+
+
+async def test_stats_count_a_window_from_an_index_without_sorting(database_url: str) -> None:
+    # /stats and `stats --days N` count every event of the window: on SQLite, reading each
+    # row and sorting them for the grouping took 4.8 s at 10,000,000 events (bench admin).
+    engine = make_engine(database_url, pool_size=1)
+    try:
+        async with engine.connect() as connection:
+            postgres = connection.dialect.name == "postgresql"
+            query = repo.event_counts_query(
+                connection.dialect.name, since=datetime(2026, 12, 1, tzinfo=UTC)
+            )
+            sql = str(query.compile(connection.engine, compile_kwargs={"literal_binds": True}))
+            if postgres:
+                await connection.execute(text("SET enable_seqscan = off"))
+                plan = " ".join(
+                    str(row[0]) for row in (await connection.execute(text("EXPLAIN " + sql)))
+                )
+                assert "Index" in plan, plan
+            else:
+                rows = (await connection.execute(text("EXPLAIN QUERY PLAN " + sql))).all()
+                plan = " ".join(str(row[-1]) for row in rows)
+                assert "USING INDEX ix_auth_events_day_counts" in plan, plan
+                assert "TEMP B-TREE" not in plan, plan
     finally:
         await engine.dispose()

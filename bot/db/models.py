@@ -139,6 +139,8 @@ class AuthEvent(Base):
         Index("ix_auth_events_number_hash_at", "number_hash", "at"),
         Index("ix_auth_events_event_at", "event", "at"),
         Index("ix_auth_events_ip_hash_at", "ip_hash", "at"),
+        # On SQLite, migration 0011 adds ix_auth_events_day_counts, an index on the
+        # statistics' expression (`repo.event_counts_query`) that only a migration can hold.
     )
 
     id: Mapped[int] = mapped_column(
