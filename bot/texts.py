@@ -359,3 +359,5 @@ PAGE_ERRORS = {
 PAGE_ERROR_HINT = "Go back to the website and try again, or tell the website's owner."
 PAGE_TOO_LARGE = "The login request is too large to be read."
 PAGE_STARTING = "The login service is starting. Please try again in a moment."
+PAGE_UNAVAILABLE_TITLE = "The login service is unavailable"
+PAGE_UNAVAILABLE = "Something went wrong on our side. Please try again in a moment."

@@ -10,7 +10,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,17 +25,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_asyn
 from bot.db.engine import APPLICATION_NAME
 from bot.db.locks import LEASE_SECONDS
 from bot.db.models import VerificationStart, VerifiedUser
-from bot.demo.sandbox import FakeTelegram, FakeVerify
+from bot.demo.sandbox import FakeTelegram, FakeVerify, free_port
 from bot.telegram.webhook import SECRET_HEADER
 from tests.helpers import HASH_KEY, NUMBER, TOKEN, VONAGE_KEY, VONAGE_SECRET, Chat, scrape
 
 HOOK_SECRET = "process-test-secret-0123456789"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class BotProcess:
@@ -186,7 +179,7 @@ async def test_sigterm_finishes_the_update_in_flight_and_exits_0_within_10_s_wha
 async def test_log_format_json_and_metrics_port_shape_the_process_log_and_its_metrics(
     tg: FakeTelegram, verify: FakeVerify, processes: Callable[..., BotProcess]
 ) -> None:
-    port = _free_port()
+    port = free_port()
     bot = processes(LOG_FORMAT="json", LOG_LEVEL="DEBUG", METRICS_PORT=str(port))
     chat = Chat(tg, 1001)
     bot.start()
@@ -232,7 +225,7 @@ async def test_a_migration_that_fails_stops_the_start_with_status_1_and_no_passw
     processes: Callable[..., BotProcess],
 ) -> None:
     password = "pa55-not-for-logs"
-    bot = processes(DATABASE_URL=f"postgresql+asyncpg://bot:{password}@127.0.0.1:{_free_port()}/x")
+    bot = processes(DATABASE_URL=f"postgresql+asyncpg://bot:{password}@127.0.0.1:{free_port()}/x")
     bot.start()
     assert bot.process is not None
     status = await asyncio.to_thread(bot.process.wait, 60)
@@ -288,7 +281,7 @@ async def webhook_bots(
         urls = []
         bots = []
         for _ in range(count):
-            port = _free_port()
+            port = free_port()
             bot = processes(
                 WEBHOOK_URL="https://bot.example/hook/tg",
                 WEBHOOK_LISTEN="127.0.0.1",

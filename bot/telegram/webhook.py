@@ -178,7 +178,15 @@ def web_serving(application: BotApp, settings: Settings) -> AbstractAsyncContext
             path=webhook_path(settings.webhook_url),
             secret=settings.webhook_secret.get_secret_value(),
         )
-    return http_server(routes, host=settings.webhook_listen, port=settings.webhook_port)
+
+    def failed(error: BaseException) -> None:
+        services = application.bot_data.services
+        if services is not None:
+            services.metrics.failed(error)
+
+    return http_server(
+        routes, host=settings.webhook_listen, port=settings.webhook_port, failed=failed
+    )
 
 
 def webhook_path(url: str) -> str:

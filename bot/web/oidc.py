@@ -38,6 +38,7 @@ from bot.login.weblogin import (
 )
 from bot.web import pages
 from bot.web.clientip import Network, client_ip
+from bot.web.server import Handler, answers_pages
 
 logger = logging.getLogger(__name__)
 
@@ -60,9 +61,6 @@ class OidcEdge:
     trusted_proxies: Sequence[Network]
 
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
 def oidc_routes(issuer: str, edge: OidcEdge) -> list[web.RouteDef]:
     """The routes, under the path of OIDC_ISSUER."""
     base = urlsplit(issuer).path.rstrip("/")
@@ -73,7 +71,7 @@ def oidc_routes(issuer: str, edge: OidcEdge) -> list[web.RouteDef]:
         async def wrapped(request: web.Request) -> web.StreamResponse:
             provider = edge.provider()
             if provider is None:
-                return _html(pages.message_page(texts.PAGE_STARTING), status=503)
+                return pages.html_response(pages.message_page(texts.PAGE_STARTING), status=503)
             return await handler(request, *provider)
 
         return wrapped
@@ -93,13 +91,13 @@ def oidc_routes(issuer: str, edge: OidcEdge) -> list[web.RouteDef]:
         if request.method == "POST":
             form = await _form(request)
             if form is None:
-                return _html(
+                return pages.html_response(
                     pages.message_page(texts.PAGE_ERROR_TITLE, texts.PAGE_TOO_LARGE), status=413
                 )
             params = form
         result = await login.open_request(params, client_ip=_client_ip(request, edge))
         if isinstance(result, ErrorPage):
-            return _html(
+            return pages.html_response(
                 pages.message_page(
                     texts.PAGE_ERROR_TITLE,
                     texts.PAGE_ERRORS.get(result.reason, ""),
@@ -115,7 +113,7 @@ def oidc_routes(issuer: str, edge: OidcEdge) -> list[web.RouteDef]:
         page = opened.page
         nonce = secrets.token_urlsafe(16)
         wait_url = f"{base}/authorize/{page.request_id}"
-        response = _html(
+        response = pages.html_response(
             pages.waiting_page(
                 page,
                 bot_username=bot,
@@ -147,10 +145,14 @@ def oidc_routes(issuer: str, edge: OidcEdge) -> list[web.RouteDef]:
             return _waiting(Opened(state.page, secret), bot, set_cookie=False)
         if state.view is View.EXPIRED and state.page is not None:
             restart = f"{base}/authorize?{state.page.restart_query}"
-            return _html(pages.expired_page(restart))
+            return pages.html_response(pages.expired_page(restart))
         if state.view is View.FINISHED:
-            return _html(pages.message_page(texts.PAGE_FINISHED_TITLE, texts.PAGE_FINISHED))
-        return _html(pages.message_page(texts.PAGE_UNKNOWN_TITLE, texts.PAGE_UNKNOWN), status=404)
+            return pages.html_response(
+                pages.message_page(texts.PAGE_FINISHED_TITLE, texts.PAGE_FINISHED)
+            )
+        return pages.html_response(
+            pages.message_page(texts.PAGE_UNKNOWN_TITLE, texts.PAGE_UNKNOWN), status=404
+        )
 
     async def status(request: web.Request, login: WebLogin, _: str) -> web.StreamResponse:
         request_id = request.match_info["id"]
@@ -221,12 +223,13 @@ def oidc_routes(issuer: str, edge: OidcEdge) -> list[web.RouteDef]:
             },
         )
 
+    page_route = answers_pages(started(authorize))
     return [
         web.get(f"{base}/.well-known/openid-configuration", started(discovery)),
         web.get(f"{base}/jwks", started(jwks)),
-        web.get(f"{base}/authorize", started(authorize)),
-        web.post(f"{base}/authorize", started(authorize)),
-        web.get(f"{base}/authorize/{{id}}", started(wait)),
+        web.get(f"{base}/authorize", page_route),
+        web.post(f"{base}/authorize", page_route),
+        web.get(f"{base}/authorize/{{id}}", answers_pages(started(wait))),
         web.get(f"{base}/authorize/{{id}}/status", started(status)),
         web.post(f"{base}/token", started(token)),
         web.options(f"{base}/token", preflight),
@@ -260,25 +263,6 @@ async def _form(request: web.Request) -> list[tuple[str, str]] | None:
         return None
     form = await request.post()  # parses the body read above
     return [(key, value) for key, value in form.items() if isinstance(value, str)]
-
-
-def _html(body: str, *, status: int = 200, nonce: str | None = None) -> web.Response:
-    script = f"'nonce-{nonce}'" if nonce else "'none'"
-    return web.Response(
-        text=body,
-        status=status,
-        content_type="text/html",
-        headers={
-            "Cache-Control": "no-store",
-            "Referrer-Policy": "no-referrer",
-            "X-Frame-Options": "DENY",
-            "X-Content-Type-Options": "nosniff",
-            "Content-Security-Policy": (
-                f"default-src 'none'; script-src {script}; style-src 'unsafe-inline'; "
-                "img-src data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'"
-            ),
-        },
-    )
 
 
 def _basic_credentials(header: str | None) -> tuple[str, str] | None:

@@ -10,6 +10,7 @@ import json
 from string import Template
 
 import segno
+from aiohttp import web
 
 from bot import texts
 from bot.login.weblogin import Page
@@ -147,3 +148,23 @@ def expired_page(restart_url: str) -> str:
 def message_page(title: str, *lines: str) -> str:
     """A page that only says something (errors, "already done")."""
     return _document(title, "\n".join(f"<p>{html.escape(line)}</p>" for line in lines))
+
+
+def html_response(body: str, *, status: int = 200, nonce: str | None = None) -> web.Response:
+    """A page as the response: never cached, never framed, scripts only with `nonce`."""
+    script = f"'nonce-{nonce}'" if nonce else "'none'"
+    return web.Response(
+        text=body,
+        status=status,
+        content_type="text/html",
+        headers={
+            "Cache-Control": "no-store",
+            "Referrer-Policy": "no-referrer",
+            "X-Frame-Options": "DENY",
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": (
+                f"default-src 'none'; script-src {script}; style-src 'unsafe-inline'; "
+                "img-src data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'"
+            ),
+        },
+    )
