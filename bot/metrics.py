@@ -102,7 +102,8 @@ class Metrics:
         )
         self.database_errors = Counter(
             "phone_login_database_errors",
-            "Database errors that stopped an update or a sweep, by SQLAlchemy error class",
+            "Database errors that stopped an update, a sweep or an HTTP request, by SQLAlchemy "
+            "error class",
             ["kind"],
             registry=registry,
         )
@@ -132,7 +133,8 @@ class Metrics:
         self.logins.labels(outcome).inc()
 
     def failed(self, error: BaseException) -> None:
-        """Work that stopped on `error` (an update, a sweep): counted if the database's."""
+        """Work that stopped on `error` (an update, a sweep, an HTTP request): counted if the
+        database's."""
         if isinstance(error, SQLAlchemyError):
             self.database_errors.labels(type(error).__name__).inc()
 

@@ -7,13 +7,14 @@ aiohttp's own answers (404, 405) are left as they are."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 import pytest
 from sqlalchemy import text
 
 from bot import texts
 from bot.db.engine import make_engine
-from tests.helpers import Browser, Provider, authorize_url, exchange, scrape
+from tests.helpers import Browser, Provider, Scrape, authorize_url, exchange, scrape
 
 DATABASE_ERRORS = "phone_login_database_errors_total"
 CODE = "a-code-nobody-may-log-1234"
@@ -27,16 +28,29 @@ async def run_sql(database_url: str, statement: str) -> None:
     await engine.dispose()
 
 
+Breaker = Callable[[str], Awaitable[Scrape]]
+
+
+@pytest.fixture
+def break_database(
+    provider: Provider, database_url: str, caplog: pytest.LogCaptureFixture
+) -> Breaker:
+    """Run a statement on the running provider's database, then watch the warnings; the
+    metrics as they were before."""
+
+    async def apply(statement: str) -> Scrape:
+        before = await scrape(f"{provider.issuer}/metrics")
+        await run_sql(database_url, statement)
+        caplog.set_level(logging.WARNING)
+        return before
+
+    return apply
+
+
 async def test_a_failing_database_is_answered_503_in_each_routes_format_and_counted(
-    provider: Provider,
-    person: Browser,
-    database_url: str,
-    caplog: pytest.LogCaptureFixture,
+    provider: Provider, person: Browser, break_database: Breaker, caplog: pytest.LogCaptureFixture
 ) -> None:
-    metrics = f"{provider.issuer}/metrics"
-    before = await scrape(metrics)
-    await run_sql(database_url, "ALTER TABLE oidc_requests RENAME TO oidc_requests_gone")
-    caplog.set_level(logging.WARNING)
+    before = await break_database("ALTER TABLE oidc_requests RENAME TO oidc_requests_gone")
 
     status, page, _ = await person.get(authorize_url(provider, provider.shop.client_id))
     assert status == 503
@@ -51,7 +65,7 @@ async def test_a_failing_database_is_answered_503_in_each_routes_format_and_coun
     async with person.http.get(f"{provider.issuer}/nowhere") as response:
         assert (response.status, await response.text()) == (404, "404: Not Found")
 
-    moved = await scrape(metrics) - before
+    moved = await scrape(f"{provider.issuer}/metrics") - before
     assert moved.total(DATABASE_ERRORS) == 3
     failures = [r for r in caplog.records if "with 503" in r.getMessage()]
     assert len(failures) == 3
@@ -61,16 +75,10 @@ async def test_a_failing_database_is_answered_503_in_each_routes_format_and_coun
 
 
 async def test_an_unexpected_error_is_answered_500_and_logged_once_with_its_traceback(
-    provider: Provider,
-    person: Browser,
-    database_url: str,
-    caplog: pytest.LogCaptureFixture,
+    provider: Provider, person: Browser, break_database: Breaker, caplog: pytest.LogCaptureFixture
 ) -> None:
-    metrics = f"{provider.issuer}/metrics"
-    before = await scrape(metrics)
     # A signing key that is not a key: the database answers, the data cannot be used.
-    await run_sql(database_url, "UPDATE oidc_keys SET private_pem = 'not a key'")
-    caplog.set_level(logging.WARNING)
+    before = await break_database("UPDATE oidc_keys SET private_pem = 'not a key'")
 
     async with person.http.get(f"{provider.issuer}/jwks") as response:
         assert response.status == 500
@@ -81,4 +89,4 @@ async def test_an_unexpected_error_is_answered_500_and_logged_once_with_its_trac
     assert failures[0].levelno == logging.ERROR
     assert failures[0].exc_info is not None
     assert len([r for r in caplog.records if r.exc_info]) == 1
-    assert (await scrape(metrics) - before).total(DATABASE_ERRORS) == 0
+    assert (await scrape(f"{provider.issuer}/metrics") - before).total(DATABASE_ERRORS) == 0
