@@ -297,6 +297,33 @@ REVOKE_CHANGED = N_(
 )
 REVOKE_NOTHING = N_("{query} is not logged in.")
 STATS_USAGE = N_("Usage: /stats [days], days from 1 to 366")
+# The answer to /stats (bot.admin.reports.stats_text). Region and channel keys, failure and
+# limit names, currencies and setting names stay as they are: an operator greps for them.
+STATS_HEADER = N_(
+    "Last {days} day(s) since {since} UTC: {starts} started, {verified} verified, "
+    "conversion {conversion}"
+)
+STATS_PER_DAY = N_("Per day:")
+STATS_PER_REGION = N_("Per region:")
+STATS_ROW = N_("{label}: {starts} started, {verified} verified, {conversion}")
+STATS_ROW_SPEND = N_(
+    "{label}: {starts} started, {verified} verified, {conversion}, spend {currency} {spend}"
+)
+STATS_ROW_SPEND_UNKNOWN = N_(
+    "{label}: {starts} started, {verified} verified, {conversion}, spend {currency} unknown"
+)
+STATS_SUSPICIOUS = N_("<- LOW CONVERSION: possible SMS pumping")
+STATS_NOTHING = N_("(nothing)")
+STATS_NONE = N_("none")
+STATS_FAILURES = N_("Failures: {counts}")
+STATS_LIMITS = N_("Limits tripped: {counts}")
+STATS_WEB_LOGINS = N_("Web logins per client: {clients}")
+STATS_SPEND_UNPRICED = N_("Paid sends: {sends}; spend unknown (set {settings})")
+STATS_SPEND_NO_PRICE = N_("Paid sends: {sends}; spend unknown (no price for {channels})")
+STATS_SPEND = N_(
+    "Paid sends: {sends}; estimated spend {currency} {spend}, "
+    "{currency} {per_login} per verified login"
+)
 
 # ---- logging in to websites (OpenID Connect) ------------------------------------------------
 # In Telegram, after /start <token> from a website's login page.

@@ -4,8 +4,11 @@ sends of the audit trail into an estimated spend per day, per region and per ver
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
+
+import pytest
 
 from bot.demo.sandbox import FakeTelegram, FakeVerify
 from tests.helpers import ADMIN_ID, HASH_KEY, NUMBER, Chat, login, run_cli
@@ -113,3 +116,66 @@ def test_a_bad_price_stops_the_command_line_naming_the_setting(database_url: str
     assert done.returncode == 2
     assert "PRICE_PER_SMS" in done.stderr
     assert NUMBER not in done.stderr
+
+
+# What an admin reads in each language: the headings, the flag on a pumped region and the
+# spend line; the English of the same sentences must not appear.
+_STATS_IN = {
+    "es": (
+        "Últimos 7 día(s) desde el ",
+        "Por día:",
+        "Por región:",
+        "  JM (+1): 10 iniciados, 0 verificados, 0%, gasto EUR 0.5000  <- CONVERSIÓN BAJA: "
+        "posible bombeo de SMS",
+        "Envíos de pago: sms 12, voice 1; gasto estimado EUR 0.7200, EUR 0.3600 por inicio de "
+        "sesión verificado",
+    ),
+    "ru": (
+        "За 7 дн. с ",
+        "По дням:",
+        "По регионам:",
+        "  JM (+1): начато 10, подтверждено 0, 0%, расходы EUR 0.5000  <- НИЗКАЯ КОНВЕРСИЯ: "
+        "возможна накрутка SMS-трафика",
+        "Платные отправки: sms 12, voice 1; оценка расходов EUR 0.7200, EUR 0.3600 на "
+        "подтверждённый вход",
+    ),
+}
+_ENGLISH = re.compile(
+    r"\b(Last|day\(s\)|started|verified|conversion|spend|Per day|Per region|Failures|Limits|"
+    r"tripped|Paid sends|Web logins|none|nothing|LOW CONVERSION|pumping)\b"
+)
+
+
+@pytest.mark.parametrize("code", sorted(_STATS_IN))
+async def test_stats_speak_the_admins_language_and_the_command_line_stays_english(
+    code: str,
+    tg: FakeTelegram,
+    verify: FakeVerify,
+    start_bot: Callable[..., Any],
+    database_url: str,
+) -> None:
+    await start_bot(**PRICES)
+    await _two_logins_a_call_and_three_unused_codes(tg, verify)
+    for i in range(3, 10):  # 10 codes to Jamaica, none used: flagged as pumping
+        user = Chat(tg, 2000 + i, f"P{i}")
+        await user.send("/login")
+        await user.number(f"+1 876 210 12{i:02d}")
+    answer = await Chat(tg, ADMIN_ID, "Boss", language_code=code).say("/stats")
+    lines = answer.splitlines()
+    header, per_day, per_region, pumped, paid = _STATS_IN[code]
+    assert lines[0].startswith(header), lines[0]
+    assert per_day in lines and per_region in lines
+    assert pumped in lines
+    assert paid in lines
+    assert not _ENGLISH.search(answer), _ENGLISH.findall(answer)
+
+    env = {
+        "DATABASE_URL": database_url,
+        "NUMBER_HASH_KEY": HASH_KEY,
+        **{name.upper(): value for name, value in PRICES.items()},
+    }
+    done = run_cli("stats", "--days", "1", env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("Last 1 day(s) since ")
+    assert "Per day:" in done.stdout and "Per region:" in done.stdout
+    assert "estimated spend EUR 0.7200, EUR 0.3600 per verified login" in done.stdout

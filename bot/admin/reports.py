@@ -106,38 +106,36 @@ def rate(value: float | None) -> str:
     return "-" if value is None else f"{value:.0%}"
 
 
-def stats_text(stats: Stats) -> str:
-    """The answer to `/stats` and `python -m bot stats`."""
+def stats_text(stats: Stats, t: Texts = ENGLISH) -> str:
+    """The answer to `/stats` (in the admin's language) and `python -m bot stats` (English)."""
     total = stats.total
+    nothing = [f"  {t(texts.STATS_NOTHING)}"]
     lines = [
-        f"Last {stats.days} day(s) since {stats.since:%Y-%m-%d} UTC: {total.starts} started, "
-        f"{total.verified} verified, conversion {rate(total.conversion)}",
+        t(
+            texts.STATS_HEADER,
+            days=stats.days,
+            since=f"{stats.since:%Y-%m-%d}",
+            starts=total.starts,
+            verified=total.verified,
+            conversion=rate(total.conversion),
+        ),
         "",
-        "Per day:",
+        t(texts.STATS_PER_DAY),
     ]
-    lines += [
-        f"  {day}: {c.starts} started, {c.verified} verified, {rate(c.conversion)}"
-        + _spend_note(stats, c)
-        for day, c in stats.per_day.items()
-    ] or ["  (nothing)"]
-    lines.append("Per region:")
+    lines += [f"  {_row(stats, day, c, t)}" for day, c in stats.per_day.items()] or nothing
+    lines.append(t(texts.STATS_PER_REGION))
     suspicious = set(stats.suspicious_regions)
     lines += [
-        f"  {place_label(key)}: {c.starts} started, {c.verified} verified, {rate(c.conversion)}"
-        + _spend_note(stats, c)
-        + ("  <- LOW CONVERSION: possible SMS pumping" if key in suspicious else "")
+        f"  {_row(stats, place_label(key), c, t)}"
+        + (f"  {t(texts.STATS_SUSPICIOUS)}" if key in suspicious else "")
         for key, c in stats.per_region.items()
-    ] or ["  (nothing)"]
-    lines.append("Failures: " + (_counts(stats.failures) or "none"))
-    lines.append("Limits tripped: " + (_counts(stats.limits) or "none"))
-    lines.append(spend_line(stats))
-    lines.append(
-        "Web logins per client: "
-        + (
-            ", ".join(f"{name} ({cid}) {n}" for cid, (name, n) in stats.web_logins.items())
-            or "none"
-        )
-    )
+    ] or nothing
+    none = t(texts.STATS_NONE)
+    lines.append(t(texts.STATS_FAILURES, counts=_counts(stats.failures) or none))
+    lines.append(t(texts.STATS_LIMITS, counts=_counts(stats.limits) or none))
+    lines.append(spend_line(stats, t))
+    clients = ", ".join(f"{name} ({cid}) {n}" for cid, (name, n) in stats.web_logins.items())
+    lines.append(t(texts.STATS_WEB_LOGINS, clients=clients or none))
     return "\n".join(lines)
 
 
@@ -146,30 +144,44 @@ def amount(value: Decimal | None) -> str | None:
     return None if value is None else str(value.quantize(_SPEND_STEP))
 
 
-def _spend_note(stats: Stats, counts: Counts) -> str:
-    """`, spend USD 0.1500` after a day's or a region's figures, once any price is set."""
+def _row(stats: Stats, label: str, counts: Counts, t: Texts) -> str:
+    """A day's or a region's figures, with its spend once any price is set."""
+    figures = {
+        "label": label,
+        "starts": counts.starts,
+        "verified": counts.verified,
+        "conversion": rate(counts.conversion),
+    }
     if not stats.prices.known:
-        return ""
-    return f", spend {stats.prices.currency} {amount(stats.spend(counts)) or 'unknown'}"
+        return t(texts.STATS_ROW, **figures)
+    currency, spend = stats.prices.currency, amount(stats.spend(counts))
+    if spend is None:
+        return t(texts.STATS_ROW_SPEND_UNKNOWN, currency=currency, **figures)
+    return t(texts.STATS_ROW_SPEND, currency=currency, spend=spend, **figures)
 
 
-def spend_line(stats: Stats) -> str:
+# The settings that price a send, named as an operator sets them (never translated).
+_PRICE_SETTINGS = "PRICE_PER_SMS, PRICE_PER_VOICE_CALL, PRICE_PER_GATEWAY_CODE"
+
+
+def spend_line(stats: Stats, t: Texts = ENGLISH) -> str:
     """The estimated spend of the period, per verified login, and the sends it comes from."""
     prices, total = stats.prices, stats.total
-    sends = ", ".join(f"{channel} {n}" for channel, n in sorted(total.sends.items())) or "none"
+    sends = ", ".join(f"{channel} {n}" for channel, n in sorted(total.sends.items()))
+    sends = sends or t(texts.STATS_NONE)
     if not prices.known:
-        return (
-            f"Paid sends: {sends}; spend unknown (set PRICE_PER_SMS, PRICE_PER_VOICE_CALL, "
-            "PRICE_PER_GATEWAY_CODE)"
-        )
+        return t(texts.STATS_SPEND_UNPRICED, sends=sends, settings=_PRICE_SETTINGS)
     spend = amount(stats.spend(total))
     if spend is None:
-        missing = [c for c in sorted(total.sends) if prices.of(c) is None]
-        return f"Paid sends: {sends}; spend unknown (no price for {', '.join(missing)})"
+        missing = ", ".join(c for c in sorted(total.sends) if prices.of(c) is None)
+        return t(texts.STATS_SPEND_NO_PRICE, sends=sends, channels=missing)
     per_login = amount(stats.spend_per_verified(total)) or "-"
-    return (
-        f"Paid sends: {sends}; estimated spend {prices.currency} {spend}, "
-        f"{prices.currency} {per_login} per verified login"
+    return t(
+        texts.STATS_SPEND,
+        sends=sends,
+        currency=prices.currency,
+        spend=spend,
+        per_login=per_login,
     )
 
 

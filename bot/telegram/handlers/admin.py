@@ -227,4 +227,4 @@ async def stats(update: Update, context: BotContext, admin: int) -> None:
             await reply(update, context.t(texts.STATS_USAGE))
             return
         days = int(arg)
-    await reply(update, reports.stats_text(await context.services.admin.stats(days)))
+    await reply(update, reports.stats_text(await context.services.admin.stats(days), context.t))
