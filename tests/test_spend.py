@@ -164,7 +164,8 @@ async def test_stats_speak_the_admins_language_and_the_command_line_stays_englis
     lines = answer.splitlines()
     header, per_day, per_region, pumped, paid = _STATS_IN[code]
     assert lines[0].startswith(header), lines[0]
-    assert per_day in lines and per_region in lines
+    assert per_day in lines
+    assert per_region in lines
     assert pumped in lines
     assert paid in lines
     assert not _ENGLISH.search(answer), _ENGLISH.findall(answer)
@@ -177,5 +178,6 @@ async def test_stats_speak_the_admins_language_and_the_command_line_stays_englis
     done = run_cli("stats", "--days", "1", env=env)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("Last 1 day(s) since ")
-    assert "Per day:" in done.stdout and "Per region:" in done.stdout
+    assert "Per day:" in done.stdout
+    assert "Per region:" in done.stdout
     assert "estimated spend EUR 0.7200, EUR 0.3600 per verified login" in done.stdout
