@@ -4,6 +4,7 @@ forged, stale or unsigned one is refused and changes nothing."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -95,3 +96,32 @@ def test_reports_go_to_the_webhook_origin_in_webhook_mode(
     )
     assert gateway_callback_url(settings) == "https://bot.example/gateway/report"
     assert gateway_callback_url(make_settings(**gateway_settings)) is None
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    ["\u00b2", "9" * 4400, "9" * 400],
+    ids=["superscript digit", "too many digits for int", "too large for a float"],
+)
+async def test_a_report_with_a_malformed_timestamp_is_refused_without_an_error(
+    tg: FakeTelegram,
+    gateway: FakeGateway,
+    provider: Provider,
+    db: async_sessionmaker[AsyncSession],
+    caplog: pytest.LogCaptureFixture,
+    stamp: str,
+) -> None:
+    request_id = await _code_by_telegram(tg, gateway)
+    body = b'{"request_id": "%s", "delivery_status": {"status": "read"}}' % request_id.encode()
+    # Signed with the right token: only the timestamp is wrong.
+    headers = {
+        "X-Request-Timestamp": stamp,
+        "X-Request-Signature": gateway.sign(stamp, body),
+    }
+    url = f"{provider.issuer}/gateway/report"
+    async with aiohttp.ClientSession() as http, http.post(url, data=body, headers=headers) as r:
+        status = r.status
+    assert status == 403
+    assert await _reports(db) == []
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    assert errors == []

@@ -38,6 +38,9 @@ REPORT_MAX_AGE_SECONDS = 300
 # Headers of a delivery report.
 TIMESTAMP_HEADER = "X-Request-Timestamp"
 SIGNATURE_HEADER = "X-Request-Signature"
+# A report's timestamp: Unix seconds in ASCII digits. Checked before int(): isdigit() takes
+# "²", and thousands of digits make int() or the float arithmetic raise.
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
 
 # The Gateway's error strings (`{"ok": false, "error": ...}`) that are about our account.
 _ACCOUNT_ERRORS = {
@@ -208,7 +211,7 @@ def report_is_genuine(
     """Whether a delivery report is Telegram's and fresh: signed with our token, and
     timestamped within REPORT_MAX_AGE_SECONDS of `now` (so a recorded one cannot be replayed
     later)."""
-    if not timestamp.isdigit() or abs(now - int(timestamp)) > REPORT_MAX_AGE_SECONDS:
+    if not _TIMESTAMP.fullmatch(timestamp) or abs(now - int(timestamp)) > REPORT_MAX_AGE_SECONDS:
         return False
     expected = report_signature(token, timestamp, body)
     return hmac.compare_digest(expected.encode(), signature.strip().lower().encode())
