@@ -329,3 +329,35 @@ async def test_a_fallback_vonage_refuses_keeps_the_telegram_code_and_is_not_retr
     assert len(verify.calls("start")) == 1
     assert await chat.quiet() == []
     assert await chat.say(gateway.last_code()) == LOGGED_IN
+
+
+@pytest.mark.parametrize("fault", ["timeout", 502])
+async def test_a_gateway_send_that_may_have_gone_out_is_revoked_before_the_one_sms(
+    tg: FakeTelegram,
+    gateway: FakeGateway,
+    verify: FakeVerify,
+    start_bot: Callable[..., Any],
+    gateway_settings: dict[str, Any],
+    fault: str | int,
+) -> None:
+    await start_bot(**gateway_settings, vonage_timeout_seconds=1)
+    # Telegram sends the message, but its answer is lost (late, or a 5xx).
+    if fault == "timeout":
+        gateway.hang_next(3, method="sendVerificationMessage", processed=True)
+    else:
+        assert isinstance(fault, int)
+        gateway.fail_next(fault, method="sendVerificationMessage", processed=True)
+    chat = Chat(tg, 1001)
+    sent = await _code_sent(chat)
+    assert "by SMS; if it does not arrive, you will get a call" in sent.text
+    (message,) = gateway.messages
+    ability = gateway.calls("checkSendAbility")[0]
+    assert gateway.calls("sendVerificationMessage")[0].params["request_id"] == message.request_id
+    revokes = gateway.calls("revokeVerificationMessage")
+    assert [call.params["request_id"] for call in revokes] == [message.request_id]
+    assert gateway.request(message.request_id).delivery == "revoked"
+    assert ability.status == 200
+    # Exactly one SMS: the code the user can use.
+    assert len(verify.calls("start")) == 1
+    assert len(verify.deliveries) == 1
+    assert await chat.say(verify.last_code()) == LOGGED_IN

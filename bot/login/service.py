@@ -281,12 +281,17 @@ class LoginService:
         """A Telegram code to the number: the Gateway's request id; or None when the Gateway
         cannot deliver it or fails, with the alert admins should get, if any: the code then
         goes by Vonage. One message at most per start: a send whose answer is lost is not
-        sent again (the SMS follows)."""
+        sent again (the SMS follows), and is revoked: its code would not be the one the
+        login checks."""
         assert self._gateway is not None
+        ability = None
         try:
             ability = await self._gateway.can_send(number.e164)
             return await self._gateway.send(number.e164, ability), None
         except VerifyFailure as failure:
+            if ability is not None and not failure.refused:
+                # A timeout or a 5xx on the send: the message may be on its way all the same.
+                await self._cancel_quietly(ability, GATEWAY_CHANNEL)
             logger.info("No Telegram code to %s (%s): by SMS instead", number.masked, failure.kind)
             return None, await self._account_alert(failure.kind, provider="gateway_")
 

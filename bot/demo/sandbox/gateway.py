@@ -113,8 +113,8 @@ class FakeGateway(SandboxServer):
         #: every report posted: (callback_url, body, HTTP status answered or None)
         self.reports: list[tuple[str, dict[str, Any], int | None]] = []
         self._requests: dict[str, GatewayRequest] = {}
-        self._fails: list[tuple[str | None, int, str]] = []
-        self._hangs: list[tuple[str | None, float]] = []
+        self._fails: list[tuple[str | None, int, str, bool]] = []
+        self._hangs: list[tuple[str | None, float, bool]] = []
         self._offset = 0.0
 
     @property
@@ -160,15 +160,26 @@ class FakeGateway(SandboxServer):
     # -- faults --------------------------------------------------------------------------
 
     def fail_next(
-        self, status: int, error: str = "INTERNAL_ERROR", *, method: str | None = None
+        self,
+        status: int,
+        error: str = "INTERNAL_ERROR",
+        *,
+        method: str | None = None,
+        processed: bool = False,
     ) -> None:
-        """Answer the next request (of `method`, if given) with `status` and `error`."""
-        self._fails.append((method, status, error))
+        """Answer the next request (of `method`, if given) with `status` and `error`. With
+        ``processed=True`` the request takes effect all the same (a message sent whose
+        answer is a 5xx)."""
+        self._fails.append((method, status, error, processed))
 
-    def hang_next(self, seconds: float, *, method: str | None = None) -> None:
-        """Answer the next request (of `method`, if given) `seconds` late (it takes effect
-        only then: a client that gives up earlier leaves no trace)."""
-        self._hangs.append((method, seconds))
+    def hang_next(
+        self, seconds: float, *, method: str | None = None, processed: bool = False
+    ) -> None:
+        """Answer the next request (of `method`, if given) `seconds` late. With
+        ``processed=False`` (default) it takes effect only then: a client that gives up
+        earlier leaves no trace. With ``processed=True`` it takes effect at once and only
+        the answer is late (the "timed out, but the message went out anyway" case)."""
+        self._hangs.append((method, seconds, processed))
 
     @staticmethod
     def _take(faults: list[Any], method: str) -> Any:
@@ -193,13 +204,20 @@ class FakeGateway(SandboxServer):
                 params.update(body)
         call = GatewayCall(name, params)
         self.requests.append(call)
+        answer: tuple[int, dict[str, Any]] | None = None
         hang = self._take(self._hangs, name)
+        if hang is not None and hang[2]:
+            answer = self._answer(request, name, params)
         if hang is not None and not await self._sleep(hang[1]):
             call.status = 503
             return web.json_response({"ok": False, "error": "STOPPING"}, status=503)
         fail = self._take(self._fails, name)
+        if fail is not None and fail[3] and answer is None:
+            answer = self._answer(request, name, params)
         if fail is not None:
             status, payload = fail[1], {"ok": False, "error": fail[2]}
+        elif answer is not None:
+            status, payload = answer
         else:
             status, payload = self._answer(request, name, params)
         call.status = status
