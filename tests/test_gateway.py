@@ -361,3 +361,22 @@ async def test_a_gateway_send_that_may_have_gone_out_is_revoked_before_the_one_s
     assert len(verify.calls("start")) == 1
     assert len(verify.deliveries) == 1
     assert await chat.say(verify.last_code()) == LOGGED_IN
+
+
+async def test_a_refused_gateway_token_alerts_the_admins_even_when_vonage_then_fails(
+    tg: FakeTelegram,
+    gateway: FakeGateway,
+    verify: FakeVerify,
+    start_bot: Callable[..., Any],
+    gateway_settings: dict[str, Any],
+) -> None:
+    await start_bot(**{**gateway_settings, "telegram_gateway_token": "not-the-token"})
+    verify.fail_next(500, path_kind="start")
+    chat = Chat(tg, 1001)
+    admin = Chat(tg, ADMIN_ID, "Boss")
+    sent = await _code_sent(chat)
+    assert sent.text.startswith("Sorry, I cannot send codes right now.")
+    assert gateway.requests[0].status == 401
+    assert len(verify.calls("start")) == 1
+    alert = await tg.next_reply(admin.id)
+    assert "TELEGRAM_GATEWAY_TOKEN" in alert.text

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from bot import metrics as counted
@@ -236,12 +236,15 @@ class LoginService:
         try:
             request_id = await self._start_or_recover(person, number, start_id, language)
         except VerifyFailure as failure:
-            return await self._start_failed(person, number, failure, start_id)
+            failed = await self._start_failed(person, number, failure, start_id)
+            # The Gateway's account trouble is still news when Vonage fails too (its alert
+            # was claimed for the hour: dropped here, no admin would hear of it).
+            return failed if failed.alert or alert is None else replace(failed, alert=alert)
         if request_id is None:
             await self._start_failed(
                 person, number, VerifyFailure(FailureKind.CONFLICT, status=409), start_id
             )
-            return NumberOutcome(NumberResult.NUMBER_BUSY)
+            return NumberOutcome(NumberResult.NUMBER_BUSY, alert=alert)
         channel = self._vonage_channels[0]
         if isinstance(request_id, _Reused):
             expires_at = await self._store.record_reused(
